@@ -1,0 +1,41 @@
+# Every target creates or reuses .venv itself; a fresh machine needs only `make reproduce` / `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.ffr-installed
+EXTRAS ?= sd,analysis,notebooks,dev
+PYTEST_ARGS ?=
+
+.PHONY: setup reproduce test test-lib test-notebooks lint lab clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: these builds lie on local disk; an unpinned torch pulls several GB
+	$(PY) -m pip install -q -c constraints.txt torch torchvision
+	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+reproduce: setup
+	$(VENV)/bin/ffr reproduce --profile quick
+
+test: setup lint test-lib test-notebooks
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+test-lib: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+test-notebooks: setup
+	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
+	  $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks; \
+	else echo "no notebooks yet"; fi
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,197 @@
+"""Biased splits by the authors' rule, made exact, nested across ratios and seeded.
+
+Within each class y with majority bias group holding M samples, keep all M and
+ceil(M * (1 - r) / r) minority samples (computed in exact rational arithmetic, so 0.9 is 9/10
+and not 0.9000000000000000222), spread evenly over the class's minority groups, at least
+`min_per_group` each. Which minority samples survive is a seeded permutation that does not
+depend on r, so the 99 % split is a subset of the 95 % split for the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .grouped import GroupedImages
+
+PAPER_RATIOS = (0.90, 0.95, 0.97, 0.99, 0.999)
+TRAIN_FLOOR = 1  # at least one sample per minority subgroup in training sets
+VAL_FLOOR = 10  # validation keeps at least 10 per subgroup so that its WA is not noise
+DEFAULT_TOLERANCE = 0.005  # a pool already within this of r is taken whole (SpuCo at 95 %)
+
+
+class RatioError(ValueError):
+    """The pool cannot reach the requested bias ratio for some class."""
+
+
+def _exact(ratio: float) -> Fraction:
+    if not 0.5 <= ratio < 1.0:
+        raise ValueError(f"ratio must be in [0.5, 1), got {ratio}")
+    return Fraction(str(ratio))
+
+
+def minority_target(majority_count: int, ratio: float) -> int:
+    """ceil(M * (1 - r) / r), exactly: the minority total that puts the majority at r."""
+    r = _exact(ratio)
+    return math.ceil(Fraction(majority_count) * (1 - r) / r)
+
+
+def _spread(total: int, available: Sequence[int], floor: int) -> list[int]:
+    """Split `total` over groups as evenly as their sizes allow, at least `floor` each.
+
+    Water-filling: small groups give what they have, the rest share the remainder; the odd
+    units go to the lowest group indices. Monotone in `total`, which keeps splits nested.
+    """
+    n = len(available)
+    take = [0] * n
+    left = total
+    order = sorted(range(n), key=lambda i: (available[i], i))
+    for pos, i in enumerate(order):
+        share = left // (n - pos)
+        take[i] = min(available[i], share)
+        left -= take[i]
+    for i in range(n):  # distribute the remainder, lowest index first
+        if left <= 0:
+            break
+        if take[i] < available[i]:
+            take[i] += 1
+            left -= 1
+    return [min(available[i], max(take[i], floor)) for i in range(n)]
+
+
+def majority_of(counts: np.ndarray, majority: Sequence[int] | None = None) -> list[int]:
+    """The majority bias of each class: given, or the largest (y, b) group (ties: lowest b)."""
+    if majority is not None:
+        if len(majority) != counts.shape[0]:
+            raise ValueError(f"majority names {len(majority)} classes, the pool has {counts.shape[0]}")
+        return [int(m) for m in majority]
+    return [int(np.argmax(row)) for row in counts]
+
+
+def biased_counts(
+    counts: np.ndarray,
+    ratio: float,
+    *,
+    floor: int = TRAIN_FLOOR,
+    majority: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> np.ndarray:
+    """Kept (y, b) counts of a biased split of a pool with (y, b) `counts`; no images needed.
+
+    Raises RatioError naming the class when the pool holds too few minority samples to reach
+    `ratio` (its own ratio is more than `tolerance` above r). Groups that are empty in the pool
+    stay empty: a class seen with only some biases keeps that support.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(counts.shape[0])]
+    r = float(_exact(ratio))
+    kept = np.zeros_like(counts)
+    for y, maj in enumerate(majority_of(counts, majority)):
+        big = int(counts[y, maj])
+        minority = [b for b in range(counts.shape[1]) if b != maj and counts[y, b] > 0]
+        kept[y, maj] = big
+        if not minority:
+            continue
+        available = [int(counts[y, b]) for b in minority]
+        target = minority_target(big, ratio)
+        if sum(available) < target:
+            own = big / (big + sum(available))
+            if own - r > tolerance:
+                raise RatioError(
+                    f"class {names[y]!r}: the pool has {sum(available)} minority samples for {big} majority "
+                    f"ones (its own ratio is {own:.4f}); ratio {ratio} needs {target}. "
+                    f"Choose a ratio of at least {own - tolerance:.3f} for this dataset."
+                )
+        for b, k in zip(minority, _spread(target, available, floor)):
+            kept[y, b] = k
+    return kept
+
+
+def achieved_ratio(kept: np.ndarray, majority: Sequence[int] | None = None) -> np.ndarray:
+    """float (n_classes,): the majority share of each class in a count table."""
+    kept = np.asarray(kept)
+    maj = majority_of(kept, majority)
+    totals = kept.sum(axis=1)
+    return np.array([kept[y, m] / totals[y] if totals[y] else float("nan") for y, m in enumerate(maj)])
+
+
+def _permutation(seed: int, y: int, b: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB1A5, y, b]))
+    return rng.permutation(n)
+
+
+def make_biased(
+    pool: GroupedImages,
+    ratio: float,
+    seed: int,
+    *,
+    floor: int = TRAIN_FLOOR,
+    majority: Sequence[int] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> GroupedImages:
+    """The biased subset of `pool` at `ratio` (see module docstring); nested across ratios.
+
+    The result's info holds `ratio`, `ratio_achieved` per class name and the seed. Use
+    floor=VAL_FLOOR for validation sets.
+    """
+    counts = pool.count_array()
+    maj = majority_of(counts, majority)
+    kept = biased_counts(
+        counts, ratio, floor=floor, majority=maj, class_names=pool.class_names, tolerance=tolerance
+    )
+    y = pool.y.cpu().numpy()
+    b = pool.b.cpu().numpy()
+    chosen = []
+    for yi in range(pool.n_classes):
+        for bi in range(pool.n_biases):
+            members = np.flatnonzero((y == yi) & (b == bi))  # ascending pool order
+            if kept[yi, bi] == len(members):
+                chosen.append(members)
+            elif kept[yi, bi]:
+                chosen.append(np.sort(members[_permutation(seed, yi, bi, len(members))[: kept[yi, bi]]]))
+    index = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    out = pool.subset(torch.from_numpy(index))
+    ach = achieved_ratio(kept, maj)
+    out.info.update(
+        ratio=ratio,
+        seed=seed,
+        floor=floor,
+        majority=list(maj),
+        ratio_achieved={pool.class_names[i]: float(a) for i, a in enumerate(ach)},
+    )
+    return out
+
+
+def ratio_table(
+    splits_counts: dict[str, np.ndarray],
+    class_names: Sequence[str],
+    bias_names: Sequence[str],
+    ratios: Sequence[float] = PAPER_RATIOS,
+    majority: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """Subgroup counts of each split and of the biased train/val splits at every ratio.
+
+    `splits_counts` maps 'train'/'val'/'test' to (y, b) count arrays of the pools. One row per
+    (y, b) group that exists; one column per split and per biased split ('train@0.99', ...).
+    """
+    pool = splits_counts["train"]
+    support = pool > 0
+    cols: dict[str, np.ndarray] = {name: c for name, c in splits_counts.items()}
+    for r in ratios:
+        cols[f"train@{r}"] = biased_counts(pool, r, floor=TRAIN_FLOOR, majority=majority, class_names=class_names)
+        if "val" in splits_counts:
+            cols[f"val@{r}"] = biased_counts(
+                splits_counts["val"], r, floor=VAL_FLOOR, majority=majority, class_names=class_names
+            )
+    rows = []
+    for y in range(pool.shape[0]):
+        for b in range(pool.shape[1]):
+            if support[y, b]:
+                rows.append({"class": class_names[y], "bias": bias_names[b], **{k: int(v[y, b]) for k, v in cols.items()}})
+    return pd.DataFrame(rows)

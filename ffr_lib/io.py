@@ -1,0 +1,91 @@
+"""Atomic writes and the one helper through which every figure and table is saved.
+
+A file is written to a temporary name beside its target and renamed, so a killed process
+leaves either the old file or the new one, never half of one. Every figure and table gets a
+sidecar `<name>.json` naming what produced it (parameters, config hashes, commit).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+FIGURES = Path("figures")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode())
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """The checkout's commit (with '+dirty' when the tree has changes), or 'unknown'."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+        ).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+
+        return asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def write_sidecar(path: Path, meta: dict) -> Path:
+    meta = {"commit": git_commit(), **meta}
+    return atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def save_table(df: pd.DataFrame, name: str, meta: dict, folder: str | Path = FIGURES) -> Path:
+    """Write `df` as `<folder>/<name>.csv` (byte-stable: fixed float format) plus its sidecar."""
+    path = Path(folder) / f"{name}.csv"
+    atomic_write_text(path, df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    write_sidecar(path, meta)
+    return path
+
+
+def save_figure(fig: Any, name: str, meta: dict, folder: str | Path = FIGURES, formats=("png", "svg")) -> list[Path]:
+    """Write a matplotlib figure as PNG and SVG plus its sidecar; returns the paths."""
+    paths = []
+    for fmt in formats:
+        buf = io.BytesIO()
+        kwargs = {"dpi": 150} if fmt == "png" else {"metadata": {"Date": None}}
+        fig.savefig(buf, format=fmt, bbox_inches="tight", **kwargs)
+        paths.append(atomic_write_bytes(Path(folder) / f"{name}.{fmt}", buf.getvalue()))
+    write_sidecar(paths[0], meta)
+    return paths
