@@ -1,0 +1,31 @@
+import subprocess
+import sys
+
+from ffr_lib.cli import COMMANDS, main
+
+
+def test_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "ffr_lib.cli", "--help"], capture_output=True, text=True, check=True)
+    for name in COMMANDS:
+        assert name in out.stdout
+
+
+def test_world_command_writes_table_grid_and_sidecar(tmp_path, monkeypatch):
+    from ffr_lib.data import world
+
+    monkeypatch.setattr(world, "split_counts", _small_counts(world.split_counts))
+    assert main(["world", "--layout", "binary", "--out", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "world_binary_samples.json", "world_binary_samples.png", "world_binary_samples.svg",
+        "world_binary_subgroups.csv", "world_binary_subgroups.json",
+    ]
+    header = (tmp_path / "world_binary_subgroups.csv").read_text().splitlines()[0]
+    assert header.startswith("class,bias,train,val,test,train@0.9")
+
+
+def _small_counts(original):
+    def small(config, split):
+        return [(y, b, max(12, n // 100)) for y, b, n in original(config, split)]
+
+    return small
