@@ -1,7 +1,8 @@
 """The dataset registry: `load_dataset(name, root=None, **options) -> DatasetSplits`.
 
 The embedded world needs no root; the paper's datasets are read from local folders in their
-published layouts (see ffr_lib.data.loaders).
+published layouts (ffr_lib.data.celeba, .utk, .spuco; shared parts in .loaders), decoded once
+and cached (ffr_lib.data.image_cache).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..registry import Registry
+from .celeba import load_celeba_hq
 from .grouped import DatasetSplits
+from .spuco import load_spuco_animals
+from .utk import load_utk_face
 from .world import WorldConfig, load_shapes
 
 DATASETS: Registry[Callable[..., DatasetSplits]] = Registry("dataset")
@@ -28,9 +32,26 @@ def _shapes_animals(root: Path | None = None, **options) -> DatasetSplits:
     return load_shapes(WorldConfig(layout="animals", **options), progress=progress)
 
 
+@DATASETS.register("celeba-hq")
+def _celeba_hq(root: Path | None = None, **options) -> DatasetSplits:
+    return load_celeba_hq(root, **options)
+
+
+@DATASETS.register("utk-face")
+def _utk_face(root: Path | None = None, **options) -> DatasetSplits:
+    return load_utk_face(root, **options)
+
+
+@DATASETS.register("spuco-animals")
+def _spuco_animals(root: Path | None = None, **options) -> DatasetSplits:
+    return load_spuco_animals(root, **options)
+
+
 def load_dataset(name: str, root: str | Path | None = None, **options) -> DatasetSplits:
     """Train pool, validation and test of dataset `name` as GroupedImages.
 
-    `options` go to the dataset's loader (for the world: WorldConfig fields such as size, seed).
+    `options` go to the dataset's loader (for the world: WorldConfig fields such as size, seed;
+    for the real datasets: seed, their label options and DecodeOptions fields such as size=224,
+    cache_dir, progress).
     """
     return DATASETS[name](None if root is None else Path(root), **options)
