@@ -2,7 +2,7 @@
 
 Every image is a solid 8x8 colour that encodes its labels, so a test can check that images and
 labels stay aligned through sorting, shuffling and caching: red = 30 + 50 * y, green =
-30 + 50 * b, blue = a per-file serial number.
+30 + 50 * b, blue = 6 * (a per-file serial number) mod 256.
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from PIL import Image
 SIDE = 8
 # the 40 CelebA attribute names, in the release's order
 CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose "
-    "Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee "
-    "Gray_Hair Heavy_Makeup High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard "
-    "Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
-    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
+    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows",
+    "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones",
+    "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin",
+    "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair",
+    "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
+    "Wearing_Necktie", "Young",
+)
 
 
 def colour(y: int, b: int, serial: int) -> tuple[int, int, int]:
-    """Red and green encode (y, b); blue is a serial number."""
-    return (30 + 50 * y, 30 + 50 * b, serial % 256)
+    """Red and green encode (y, b); blue encodes the serial number."""
+    return (30 + 50 * y, 30 + 50 * b, (6 * serial) % 256)
 
 
 def write_image(path: Path, rgb: tuple[int, int, int]) -> Path:
@@ -48,6 +50,7 @@ def make_celeba(
 ) -> Path:
     """root/CelebA-HQ-img/<i>.jpg and root/CelebAMask-HQ-attribute-anno.txt for (smiling, male)
     pairs; every other attribute is -1, except Young = 1 for even i. Returns root."""
+    root.mkdir(parents=True, exist_ok=True)
     lines = [str(len(labels)), " ".join(columns)]
     for i, (smiling, male) in enumerate(labels):
         values = {c: -1 for c in columns}

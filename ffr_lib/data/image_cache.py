@@ -154,4 +154,7 @@ def load_images(dataset: str, root: Path, files: Sequence[str], options: DecodeO
     atomic_write_bytes(data, arr.data)
     info = {"key": key, "shape": list(shape), "dataset": dataset, "root": str(root), "files": len(files)}
     atomic_write_text(meta, json.dumps(info, indent=2) + "\n")
-    return arr
+    # hand back the file, not the decoded copy, so that cutting splits from it does not hold
+    # two copies of a whole dataset in memory at once
+    written = _read_entry(data, meta, shape)
+    return arr if written is None else written

@@ -103,7 +103,7 @@ def build_splits(
     for split, idx in parts.items():
         idx = np.asarray(idx, dtype=np.int64)
         sets[split] = GroupedImages.from_arrays(
-            images=torch.from_numpy(np.array(images[idx], dtype=np.uint8)),
+            images=torch.from_numpy(np.asarray(images[idx])),  # fancy indexing copies out of a memmap
             y=y[idx],
             b=b[idx],
             class_names=class_names,
