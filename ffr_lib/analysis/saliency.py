@@ -197,8 +197,17 @@ def gradcam(
     Each map is min-max scaled per image by the package. The model's parameters must require
     gradients up to the target layer; its training flag is restored and its gradients cleared.
     """
-    from pytorch_grad_cam import GradCAM  # needs cv2; see docs for the headless OpenCV note
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    try:  # grad-cam imports cv2; the opencv-python build it pulls in needs libGL.so.1
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    except ImportError as err:
+        if "libGL" not in str(err):
+            raise
+        raise ImportError(
+            f"grad-cam cannot import OpenCV ({err}): the GUI build opencv-python needs libGL. Put the "
+            "headless build over it: pip install --force-reinstall --no-deps opencv-python-headless "
+            "(or install libGL: apt-get install libgl1)"
+        ) from err
 
     _check_images(images)
     n = len(images)
