@@ -306,25 +306,28 @@ def world_dependence(
 
 
 def dependence_figure(df: pd.DataFrame):
-    """Dependence against bias ratio from `world_dependence`: one row per dataset, TV and MI."""
+    """Dependence against bias ratio from `world_dependence`: one row per dataset, TV and MI.
+    Series that coincide (None, ASB and FFR stage 2 often do) are dodged sideways a little."""
     import matplotlib.pyplot as plt
 
     datasets = list(dict.fromkeys(df["dataset"]))
     fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.2 * len(datasets)), squeeze=False)
+    markers = "osD^vx"
     for row, name in zip(axes, datasets):
         sub = df[df["dataset"] == name]
         ratios = sorted(sub["ratio"].unique())
-        x = np.arange(len(ratios))
-        for (mode, stage), part in sub.groupby(["mode", "stage"], sort=False):
-            label = mode if stage == "train" else f"{mode} {stage}"
-            part = part.set_index("ratio").loc[ratios]
-            for ax, col in zip(row, ("tv_bg", "mi_bg")):
-                ax.plot(x, part[col], marker="o", label=label)
+        x = np.arange(len(ratios), dtype=float)
+        series = [(f"{m}" if s == "train" else f"{m} {s}", part.set_index("ratio").loc[ratios], ("tv_bg", "mi_bg"))
+                  for (m, s), part in sub.groupby(["mode", "stage"], sort=False)]
         usb = sub[sub["mode"] == "USB"].set_index("ratio").loc[ratios]
+        series.append(("USB, Y on B only", usb, ("tv_b", "mi_b")))
+        shifts = np.linspace(-0.15, 0.15, len(series))
+        for i, (label, part, cols) in enumerate(series):
+            for ax, col in zip(row, cols):
+                ax.plot(x + shifts[i], part[col], marker=markers[i % len(markers)], ls="--" if "only" in label else "-",
+                        label=label)
         floor = sub.drop_duplicates("ratio").set_index("ratio").loc[ratios]["floor"]
-        row[0].plot(x, usb["tv_b"], ls="--", color="grey", label="USB, Y on B only")
         row[0].plot(x, floor, ls=":", color="black", label="floor over all augmentations")
-        row[1].plot(x, usb["mi_b"], ls="--", color="grey", label="USB, Y on B only")
         for ax, title in zip(row, ("worst-cell TV of Y on (B, G)", "I(Y; B, G | family) [nats]")):
             ax.set_xticks(x, [f"{r:.1%}" for r in ratios])
             ax.set_xlabel("bias ratio")
