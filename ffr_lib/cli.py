@@ -40,6 +40,38 @@ def world(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notebooks_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick", help="parameter profile: notebooks/profiles/<name>.yaml")
+    p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (number or stem)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="set a parameter (VALUE is a YAML literal) in every selected notebook that declares it")
+    p.add_argument("-f", "--parameters-file", type=Path, help="YAML parameters, same format as a profile")
+    p.add_argument("--out", type=Path, help="folder for executed copies (default outputs/notebooks/<profile>)")
+    p.add_argument("--store-references", action="store_true",
+                   help="run with the notebooks' defaults, then store the outputs of # NBVAL_CHECK_OUTPUT "
+                        "cells in the sources (nbval's references) and strip all other outputs")
+
+
+@command("notebooks", "run the notebooks with papermill under a profile", _notebooks_arguments)
+def notebooks(args: argparse.Namespace) -> int:
+    from .notebooks import NotebookError, execute, parse_value, plan, store_references
+
+    try:
+        params = {name: parse_value(value) for name, value in args.parameter}
+        runs = plan(args.profile, args.only, params, args.parameters_file, args.out)
+        if args.store_references and any(r.parameters for r in runs):
+            raise NotebookError("--store-references needs the notebooks' own defaults; "
+                                f"these get parameters: {', '.join(r.source.stem for r in runs if r.parameters)}")
+        execute(runs)
+        if args.store_references:
+            for run in runs:
+                print(f"stored references: {store_references(run.source, run.output)}")
+    except NotebookError as exc:
+        print(f"ffr notebooks: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 
 def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", choices=["quick", "paper"], help="experiment profile")
@@ -48,7 +80,17 @@ def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("reproduce", "the project's main job: every figure and table of the profile", _reproduce_arguments)
 def reproduce(args: argparse.Namespace) -> int:
-    return world(argparse.Namespace(layout=["binary", "animals"], size=32, seed=0, out=args.out))
+    from .notebooks import NotebookError, run_notebooks
+
+    code = world(argparse.Namespace(layout=["binary", "animals"], size=32, seed=0, out=args.out))
+    if code:
+        return code
+    try:  # every notebook under the profile; figures_dir goes to those that declare it
+        run_notebooks(args.profile, parameters={"figures_dir": str(args.out.resolve())})
+    except NotebookError as exc:
+        print(f"ffr reproduce: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 
