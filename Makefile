@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned: these builds lie on local disk; an unpinned torch pulls several GB
 	$(PY) -m pip install -q -c constraints.txt torch torchvision
 	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	# grad-cam pulls opencv-python, whose cv2 needs libGL.so.1; the headless build over it needs none
+	$(PY) -m pip install -q -c constraints.txt --force-reinstall --no-deps opencv-python-headless
 	touch $(STAMP)
 
 reproduce: setup
