@@ -1,0 +1,160 @@
+"""The results store and its aggregation into tables.
+
+Store layout under one folder (e.g. `results/quick/`):
+- `runs/<hash>.json`: one record per finished run (ok or failed), written atomically and
+  last, so a killed sweep leaves whole records or none; a sweep skips stored hashes;
+- `checkpoints/<hash>.pt`: final (best-epoch) weights of runs others depend on (FFR stage 1,
+  the ERM bases of DFR), written atomically;
+- `runs.jsonl`: an index of all records, rewritten (atomically) at the end of each sweep.
+Aggregation: `frame()` flattens records into one row per run; `aggregate` gives mean, std and
+a seeded percentile-bootstrap interval over seeds per cell.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .io import atomic_write_bytes, atomic_write_text
+
+EVAL_SETS = {"val": "val", "test": "test", "test_synthetic": "synth"}  # record key -> column prefix
+SUMMARY = ("wa", "ba", "avg", "wca", "acc")
+
+
+class ResultStore:
+    """Run records and checkpoints in one folder."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.runs = self.folder / "runs"
+        self.checkpoints = self.folder / "checkpoints"
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.folder)!r})"
+
+    # -- records -----------------------------------------------------------------------
+    def record_path(self, run_hash: str) -> Path:
+        return self.runs / f"{run_hash}.json"
+
+    def has(self, run_hash: str) -> bool:
+        return self.record_path(run_hash).is_file()
+
+    def get(self, run_hash: str) -> dict:
+        path = self.record_path(run_hash)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise KeyError(f"no record {run_hash} in {self.runs}") from None
+
+    def write(self, record: dict) -> Path:
+        """Store `record` (needs 'hash') atomically; replaces an older record of the same hash."""
+        if "hash" not in record:
+            raise ValueError("a run record needs its 'hash'")
+        text = json.dumps(record, sort_keys=True, default=_jsonable)
+        return atomic_write_text(self.record_path(record["hash"]), text + "\n")
+
+    def hashes(self) -> set[str]:
+        return {p.stem for p in self.runs.glob("*.json")} if self.runs.is_dir() else set()
+
+    def records(self) -> list[dict]:
+        """All records, sorted by hash (a stable order)."""
+        return [self.get(h) for h in sorted(self.hashes())]
+
+    def write_index(self) -> Path:
+        """`runs.jsonl`: every record on one line, sorted by hash."""
+        lines = [json.dumps(r, sort_keys=True, default=_jsonable) for r in self.records()]
+        return atomic_write_text(self.folder / "runs.jsonl", "".join(line + "\n" for line in lines))
+
+    # -- checkpoints -------------------------------------------------------------------
+    def checkpoint_path(self, run_hash: str) -> Path:
+        return self.checkpoints / f"{run_hash}.pt"
+
+    def save_checkpoint(self, run_hash: str, state: dict) -> Path:
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, buf)
+        return atomic_write_bytes(self.checkpoint_path(run_hash), buf.getvalue())
+
+    def load_checkpoint(self, run_hash: str) -> dict | None:
+        path = self.checkpoint_path(run_hash)
+        return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+    # -- tables ------------------------------------------------------------------------
+    def frame(self, status: str | None = "ok") -> pd.DataFrame:
+        return records_frame(self.records(), status=status)
+
+
+def _jsonable(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in a run record")
+
+
+def flatten(record: dict) -> dict:
+    """One table row: config fields, then `<set>_<metric>` and `<set>_<group>` columns."""
+    row = {"hash": record["hash"], "status": record.get("status", "ok")}
+    row.update({k: v for k, v in record["config"].items() if k != "data"})
+    row["data"] = json.dumps(record["config"].get("data", []))
+    for key, prefix in EVAL_SETS.items():
+        metrics = record.get(key)
+        if not metrics:
+            continue
+        for m in SUMMARY:
+            if m in metrics:
+                row[f"{prefix}_{m}"] = metrics[m]
+        for g, acc in metrics.get("groups", {}).items():
+            row[f"{prefix}_{g}"] = acc
+    for k in ("best_epoch", "seconds", "device", "threads"):
+        if k in record:
+            row[k] = record[k]
+    return row
+
+
+def records_frame(records: Iterable[dict], status: str | None = "ok") -> pd.DataFrame:
+    """Flattened records as a DataFrame (only those with `status`; None keeps all)."""
+    rows = [flatten(r) for r in records if status is None or r.get("status", "ok") == status]
+    return pd.DataFrame(rows)
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of `values` (resampled with replacement)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        raise ValueError("bootstrap of no values")
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def aggregate(
+    df: pd.DataFrame,
+    by: Sequence[str],
+    metrics: Sequence[str] = ("test_wa", "test_ba"),
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per group of `by`: n (seeds), and for each metric its mean, std (ddof 1; NaN for one seed)
+    and a 95 % bootstrap interval over the rows (ci_lo, ci_hi), in the metric's units."""
+    missing = [c for c in (*by, *metrics) if c not in df.columns]
+    if missing:
+        raise KeyError(f"aggregate: no column(s) {', '.join(missing)}; have {', '.join(map(str, df.columns))}")
+    rows = []
+    for key, part in df.groupby(list(by), sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        row["n"] = len(part)
+        for m in metrics:
+            values = part[m].to_numpy(dtype=float)
+            lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+            row.update({f"{m}_mean": values.mean(), f"{m}_std": values.std(ddof=1) if len(values) > 1 else np.nan})
+            row.update({f"{m}_ci_lo": lo, f"{m}_ci_hi": hi})
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,191 @@
+"""RunConfig: one training run as a frozen dataclass of plain values; its hash names it.
+
+A run is a node of a DAG. Its `canonical()` form resets the fields that cannot change its
+result (the generator of a run without synthetic data, the earlier-stage settings of a
+one-stage run ...), so two configs that train the same thing share one hash and one record.
+A multi-stage run (FFR) depends on its `prefix()` run, whose checkpoint it starts from; a DFR
+run depends on the ERM run of the same mode and lr, whose features it refits on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+MODE_NAMES = ("none", "usb", "asb", "ffr")
+METHOD_NAMES = ("erm", "groupdro", "resampling", "dfr")
+# FFR stage orders (ECCV table 1): 1 = synthetic, 2 = real; "1-2" is FFR itself
+ORDERS = ("1-2", "1", "2", "2-1")
+STAGE_DATA = {"1": "synthetic", "2": "real"}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides one run's result (and nothing that does not)."""
+
+    dataset: str = "shapes-binary"  # name in ffr_lib.data.DATASETS
+    data: tuple[tuple[str, Any], ...] = ()  # loader options as (name, value) pairs, e.g. world pool sizes
+    ratio: float = 0.99  # bias ratio of the real training and validation splits
+    mode: str = "none"  # none | usb | asb | ffr: which data each stage trains on
+    method: str = "erm"  # erm | groupdro | resampling | dfr: how the (last) stage trains
+    lr: float = 1e-3  # Adam learning rate of the last stage (DFR: the lr of its ERM base)
+    seed: int = 0  # seeds the split, the synthetic set, the initialisation and the batches
+    epochs: int = 20  # epochs of the last stage; the best one by validation WA is kept
+    batch_size: int = 128
+    weight_decay: float = 1e-5  # Adam weight decay (the authors' default)
+    model: str = "resnet-small"  # name in ffr_lib.training.models.MODELS
+    width: int = 32  # base width of the small models (ignored by torchvision's)
+    pretrained: bool = True  # ImageNet weights where the model has them and they are on disk
+    freeze_bn: bool = False  # FFR stage 2: model in eval mode, BN statistics frozen, affine trained
+    order: str = "1-2"  # FFR stage order: 1-2 (FFR), 1 (synthetic only), 2 (real only), 2-1
+    pre_lr: float | None = None  # lr of the earlier stage of a two-stage run (None: lr)
+    pre_epochs: int | None = None  # epochs of the earlier stage (None: epochs)
+    generator: str = "procedural"  # synthetic source: procedural (embedded world) | disk
+    fingerprint: float = 0.0  # procedural generator: detectable artifacts in [0, 1]
+    fidelity: float = 0.0  # procedural generator: content departures in [0, 1]
+    recipe: str = "balanced"  # synthetic counts for ASB/FFR: balanced | biased | agnostic | scaled
+    scale: float = 1.0  # recipe 'scaled': synthetic total as a multiple of the real set's size
+    dro_step: float = 0.01  # GroupDRO step size of the exponentiated-gradient group weights
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODE_NAMES:
+            raise ValueError(f"RunConfig.mode: unknown {self.mode!r}; known: {', '.join(MODE_NAMES)}")
+        if self.method not in METHOD_NAMES:
+            raise ValueError(f"RunConfig.method: unknown {self.method!r}; known: {', '.join(METHOD_NAMES)}")
+        if self.order not in ORDERS:
+            raise ValueError(f"RunConfig.order: unknown {self.order!r}; known: {', '.join(ORDERS)}")
+        if not 0.5 <= self.ratio < 1:
+            raise ValueError(f"RunConfig.ratio must be in [0.5, 1), got {self.ratio}")
+        for name in ("lr", "weight_decay", "dro_step"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RunConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"RunConfig.epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        # one order for the loader options, so that equal options hash equally
+        object.__setattr__(self, "data", tuple(sorted((str(k), v) for k, v in dict(self.data).items())))
+
+    # -- structure ---------------------------------------------------------------------
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Training data of each stage: 'real', 'synthetic', 'usb' or 'asb'."""
+        if self.mode == "ffr":
+            return tuple(STAGE_DATA[s] for s in self.order.split("-"))
+        return {"none": ("real",), "usb": ("usb",), "asb": ("asb",)}[self.mode]
+
+    @property
+    def uses_synthetic(self) -> bool:
+        return any(s != "real" for s in self.stages)
+
+    def canonical(self) -> RunConfig:
+        """The same run with every field that cannot change its result reset to its default."""
+        c = self
+        default = RunConfig()
+        if c.mode == "ffr" and c.order == "2":  # stage 2 alone is training on real data: mode None
+            c = replace(c, mode="none")
+        if c.mode != "ffr":
+            c = replace(c, order=default.order)
+        if not c.uses_synthetic:
+            c = replace(
+                c, generator=default.generator, fingerprint=0.0, fidelity=0.0, recipe=default.recipe, scale=1.0
+            )
+        elif c.generator != "procedural":
+            c = replace(c, fingerprint=0.0, fidelity=0.0)
+        if c.mode == "usb" or c.recipe != "scaled":  # USB's counts are fixed; scale only for 'scaled'
+            c = replace(c, scale=1.0)
+        if c.mode == "usb":
+            c = replace(c, recipe=default.recipe)
+        if len(c.stages) == 1:
+            c = replace(c, pre_lr=None, pre_epochs=None, freeze_bn=False)
+        else:
+            c = replace(
+                c,
+                pre_lr=c.lr if c.pre_lr is None else c.pre_lr,
+                pre_epochs=c.epochs if c.pre_epochs is None else c.pre_epochs,
+            )
+        if c.method != "groupdro":
+            c = replace(c, dro_step=default.dro_step)
+        if c.model not in SMALL_MODELS:
+            c = replace(c, width=default.width)
+        else:
+            c = replace(c, pretrained=default.pretrained)
+        return c
+
+    def prefix(self) -> RunConfig | None:
+        """The run whose final model the last stage starts from (None for one-stage runs).
+
+        FFR 1-2: the synthetic-only run ('1') with the earlier stage's lr and epochs and ERM;
+        FFR 2-1: the ERM run of mode None. Either is an ordinary run with its own record.
+        """
+        c = self.canonical()
+        if len(c.stages) == 1:
+            return None
+        first = c.order.split("-")[0]
+        return replace(
+            c,
+            mode="ffr" if first == "1" else "none",
+            order=first if first == "1" else RunConfig().order,
+            method="erm",
+            lr=c.pre_lr,
+            epochs=c.pre_epochs,
+        ).canonical()
+
+    def base(self) -> RunConfig | None:
+        """DFR: the ERM run of the same mode and lr whose penultimate features it refits on."""
+        c = self.canonical()
+        return replace(c, method="erm").canonical() if c.method == "dfr" else None
+
+    def dependencies(self) -> list[RunConfig]:
+        """Runs whose checkpoints this run needs (trained first, cached, reused)."""
+        if self.method == "dfr":
+            return [self.base()]
+        p = self.prefix()
+        return [] if p is None else [p]
+
+    @property
+    def trains(self) -> bool:
+        """Whether the last step is a network training (DFR only refits a linear head)."""
+        return self.method != "dfr"
+
+    # -- identity ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["data"] = [list(p) for p in self.data]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"RunConfig: unknown field(s) {', '.join(unknown)}")
+        d = dict(d)
+        if "data" in d:
+            d["data"] = tuple((k, v) for k, v in d["data"])
+        return cls(**d)
+
+    @property
+    def hash(self) -> str:
+        """12 hex digits of the SHA-1 of the canonical config's sorted JSON."""
+        text = json.dumps(self.canonical().to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+    def cell(self) -> dict[str, Any]:
+        """The fields that define a table cell: all but the seed and the tuned hyperparameters."""
+        d = self.canonical().to_dict()
+        for k in ("seed", *TUNED):
+            d.pop(k)
+        return d
+
+    def label(self) -> str:
+        """Short human-readable name for progress bars and logs."""
+        c = self.canonical()
+        mode = c.mode if c.mode != "ffr" or c.order == "1-2" else f"ffr[{c.order}]"
+        extra = ",frozen-bn" if c.freeze_bn else ""
+        return f"{c.dataset} r={c.ratio:g} {mode}/{c.method} lr={c.lr:g}{extra} s={c.seed}"
+
+
+SMALL_MODELS = ("resnet-small", "vit-small")
+# hyperparameters chosen per cell by model selection (the rest of the config is the cell)
+TUNED = ("lr", "freeze_bn", "pre_lr", "weight_decay")

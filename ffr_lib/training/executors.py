@@ -1,0 +1,163 @@
+"""Executors, one registry: the same plan, run in this process, on every visible GPU, on a
+SLURM cluster through submitit, or only printed (dry run).
+
+An executor takes a `Plan` (phases of pending runs; a phase starts when the previous one has
+finished, so dependencies are ready) and the store's folder, and returns one outcome dict per
+run ({'hash', 'label', 'status', 'error'}), or None for the dry run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..registry import Registry
+from .sweep import Plan, run_many, run_one
+
+Executor = Callable[..., list[dict] | None]
+EXECUTORS: Registry[Executor] = Registry("executor")
+
+
+def _bar(plan: Plan, progress: bool) -> tqdm:
+    return tqdm(total=plan.pending, desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
+
+
+def _note(bar: tqdm, outcome: dict) -> None:
+    bar.update(1)
+    if outcome["status"] != "ok":
+        bar.write(f"{outcome['status']}: {outcome['label']} ({outcome['hash']}): {str(outcome['error']).strip()[-300:]}")
+
+
+@EXECUTORS.register("inprocess")
+def inprocess(plan: Plan, folder: str, progress: bool = True, device: str = "cpu", threads: int | None = None) -> list[dict]:
+    """One run after another in this process (keeps loaded data sets in memory between runs)."""
+    outcomes = []
+    with _bar(plan, progress) as bar:
+        for phase in plan.phases:
+            for config in phase:
+                bar.set_postfix_str(config.label(), refresh=True)
+                outcome = run_one(config.to_dict(), folder, sorted(plan.keep), device, threads)
+                outcomes.append(outcome)
+                _note(bar, outcome)
+    return outcomes
+
+
+def _pin(devices: mp.Queue, threads: int | None) -> None:
+    """Worker initializer: take one device for the worker's life."""
+    device = devices.get()
+    os.environ["FFR_WORKER_DEVICE"] = device
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(device)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _run_pinned(config: dict, folder: str, keep: Sequence[str], threads: int | None) -> dict:
+    return run_one(config, folder, keep, os.environ["FFR_WORKER_DEVICE"], threads)
+
+
+def visible_devices() -> list[str]:
+    import torch
+
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+@EXECUTORS.register("gpus")
+def gpus(
+    plan: Plan,
+    folder: str,
+    progress: bool = True,
+    devices: Sequence[str] | None = None,
+    threads: int | None = None,
+) -> list[dict]:
+    """One worker process per device (default: every visible GPU), each pinned to its device,
+    taking runs from a shared queue; workers keep their loaded data sets between runs."""
+    devices = list(devices) if devices is not None else visible_devices()
+    if not devices:
+        raise RuntimeError("executor 'gpus': no visible GPU (CUDA_VISIBLE_DEVICES?); use 'inprocess' on a CPU")
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    for d in devices:
+        queue.put(d)
+    outcomes = []
+    keep = sorted(plan.keep)
+    with _bar(plan, progress) as bar, ProcessPoolExecutor(
+        len(devices), mp_context=ctx, initializer=_pin, initargs=(queue, threads)
+    ) as pool:
+        for phase in plan.phases:
+            futures = {pool.submit(_run_pinned, c.to_dict(), folder, keep, threads): c for c in phase}
+            for fut in as_completed(futures):
+                bar.set_postfix_str(futures[fut].label(), refresh=True)
+                outcome = fut.result()
+                outcomes.append(outcome)
+                _note(bar, outcome)
+    return outcomes
+
+
+@EXECUTORS.register("slurm")
+def slurm(
+    plan: Plan,
+    folder: str,
+    progress: bool = True,
+    cluster: str | None = None,
+    runs_per_job: int = 8,
+    threads: int | None = None,
+    **slurm_parameters,
+) -> list[dict]:
+    """Submit each phase as a job array through submitit (`runs_per_job` runs per task, one GPU
+    each); `cluster` None = auto (SLURM where available), 'local' = subprocesses here (tests).
+    Extra keyword arguments go to `update_parameters` (e.g. slurm_partition, timeout_min)."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=Path(folder) / "submitit", cluster=cluster)
+    params = {"timeout_min": 240, "gpus_per_node": 1, "cpus_per_task": 8, **slurm_parameters}
+    if executor.cluster in ("local", "debug"):
+        params.pop("gpus_per_node")
+        params.pop("cpus_per_task")
+    executor.update_parameters(**params)
+    keep = sorted(plan.keep)
+    device = "cpu" if executor.cluster in ("local", "debug") else "cuda"
+    outcomes = []
+    with _bar(plan, progress) as bar:
+        for phase in plan.phases:
+            chunks = [phase[i : i + runs_per_job] for i in range(0, len(phase), runs_per_job)]
+            jobs = executor.map_array(
+                run_many,
+                [[c.to_dict() for c in chunk] for chunk in chunks],
+                [folder] * len(chunks),
+                [keep] * len(chunks),
+                [device] * len(chunks),
+                [threads] * len(chunks),
+            )
+            for job, chunk in zip(jobs, chunks):
+                bar.set_postfix_str(f"job {job.job_id}: {chunk[0].label()} ...", refresh=True)
+                for outcome in job.result():
+                    outcomes.append(outcome)
+                    _note(bar, outcome)
+    return outcomes
+
+
+@EXECUTORS.register("dry")
+def dry(plan: Plan, folder: str, progress: bool = True, **_: object) -> None:
+    """Print the plan (phases, runs, checkpoints kept, trainings) and run nothing."""
+    c = plan.counts
+    print(
+        f"plan for {folder}: {c.get('runs', 0)} runs in the grid, {c.get('nodes', 0)} DAG nodes, "
+        f"{plan.stored} stored, {plan.pending} to run; trainings {c.get('trainings_with_reuse', 0)} with reuse, "
+        f"{c.get('trainings_without_reuse', 0)} without; {c.get('dfr_fits', 0)} DFR refits"
+    )
+    for k, phase in enumerate(plan.phases):
+        print(f"phase {k}: {len(phase)} runs")
+        for config in phase:
+            flag = " [checkpoint kept]" if config.hash in plan.keep else ""
+            print(f"  {config.hash}  {config.label()}{flag}")
+    return None

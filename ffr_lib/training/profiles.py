@@ -1,0 +1,122 @@
+"""Named sweep profiles: a union of grids over RunConfig.
+
+- smoke: a few seconds (tests, CI): a tiny world, 1 epoch, every mode with ERM.
+- quick: minutes on a 2-core CPU: shapes-binary at 0.95 and 0.99, None/USB/ASB/FFR with ERM,
+  one lr, one seed, a small world (the notebooks' default).
+- paper: the embedded world at the paper's scale: both layouts, five ratios, every mode x
+  method, 3 seeds, FFR stage-2 lrs and frozen BN, plus the stage-order (ECCV table 1) and
+  pretraining-set (tables 2 and 5) ablations.
+- paper-real: the authors' grid on CelebA-HQ, UTK-Face and SpuCo Animals: ResNet-50 at 224 px
+  from ImageNet weights, lr {1e-4 .. 1e-7}, FFR stage 2 down to 1e-9 with and without frozen
+  BN, 50 epochs (their code; the paper says 20), weight decay 1e-5, synthetic sets from disk.
+The world's lr grid is its own (a small CNN from scratch at 32 px needs ~1e-3); the lead
+calibrates the world and its grids (docs/world.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..data.splits import PAPER_RATIOS
+from ..registry import Registry
+from .config import RunConfig
+from .sweep import Grid, grid, unique
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    grids: tuple[Grid, ...]
+
+    def configs(self, datasets: tuple[str, ...] | None = None) -> list[RunConfig]:
+        """The profile's runs (canonical, deduplicated). `datasets`: keep only those of the
+        profile's datasets; a dataset the profile lacks replaces its dataset in every run
+        (e.g. the quick profile on shapes-animals)."""
+        runs = unique(c for g in self.grids for c in g.configs())
+        if not datasets:
+            return runs
+        own = {c.dataset for c in runs}
+        kept = [c for c in runs if c.dataset in datasets]
+        extra = [d for d in datasets if d not in own]
+        kept += [replace(c, dataset=d) for d in extra for c in runs]
+        return unique(kept)
+
+    def datasets(self) -> list[str]:
+        return sorted({c.dataset for c in self.configs()})
+
+
+PROFILES: Registry[Profile] = Registry("profile")
+
+MODES = ("none", "usb", "asb", "ffr")
+METHODS = ("erm", "groupdro", "resampling", "dfr")
+TINY_WORLD = (("train_majority", 200), ("train_minority", 40), ("val_majority", 60), ("val_minority", 12),
+              ("test_per_group", 20))
+QUICK_WORLD = (("train_majority", 1000), ("train_minority", 200), ("val_majority", 200), ("val_minority", 40),
+               ("test_per_group", 100))
+
+
+def _register(profile: Profile) -> Profile:
+    PROFILES.register(profile.name)(profile)
+    return profile
+
+
+_register(Profile(
+    "smoke",
+    "seconds: tiny world, 1 epoch, every mode with ERM (tests and CI)",
+    (grid(RunConfig(data=TINY_WORLD, epochs=1, width=8, batch_size=64), ratio=(0.95,), mode=MODES),),
+))
+
+_register(Profile(
+    "quick",
+    "minutes on a CPU: shapes-binary at 0.95 and 0.99, every mode with ERM, one lr and seed",
+    (grid(RunConfig(data=QUICK_WORLD, epochs=10, width=32, lr=1e-3), ratio=(0.95, 0.99), mode=MODES),),
+))
+
+
+def _paper_world() -> tuple[Grid, ...]:
+    base = RunConfig(epochs=20, width=32, pre_lr=1e-3)
+    datasets = ("shapes-binary", "shapes-animals")
+    seeds = (0, 1, 2)
+    return (
+        # None / USB / ASB x every method
+        grid(base, dataset=datasets, ratio=PAPER_RATIOS, mode=("none", "usb", "asb"), method=METHODS,
+             lr=(1e-3, 3e-4), seed=seeds),
+        # FFR: stage 2 lr grid and frozen BN; stage 1 at pre_lr (trained once per seed)
+        grid(base, dataset=datasets, ratio=PAPER_RATIOS, mode=("ffr",), method=METHODS,
+             lr=(1e-3, 1e-4, 1e-5), freeze_bn=(False, True), seed=seeds),
+        # ECCV table 1: stage order ablations (stage 2 alone is mode None)
+        grid(base, dataset=datasets, ratio=PAPER_RATIOS, mode=("ffr",), order=("1", "2-1"), method=("erm",),
+             lr=(1e-3, 1e-4, 1e-5), seed=seeds),
+        # ECCV tables 2 and 5: biased and class-only (agnostic) pretraining sets
+        grid(base, dataset=datasets, ratio=PAPER_RATIOS, mode=("ffr",), recipe=("biased", "agnostic"),
+             method=("erm",), lr=(1e-3, 1e-4, 1e-5), freeze_bn=(False, True), seed=seeds),
+    )
+
+
+_register(Profile("paper", "the embedded world at the paper's scale (a GPU job)", _paper_world()))
+
+
+def _paper_real() -> tuple[Grid, ...]:
+    base = RunConfig(
+        model="resnet50", pretrained=True, data=(("size", 224),), epochs=50, batch_size=128,
+        weight_decay=1e-5, generator="disk", pre_lr=1e-4,
+    )
+    lrs = (1e-4, 1e-5, 1e-6, 1e-7)
+    ffr_lrs = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9)
+    seeds = (0, 1, 2)
+    faces = grid(base, dataset=("celeba-hq", "utk-face"), ratio=PAPER_RATIOS, seed=seeds)
+    animals = grid(base, dataset=("spuco-animals",), ratio=(0.95, 0.97, 0.99, 0.999), seed=seeds)
+    out = []
+    for g in (faces, animals):
+        out.append(Grid(g.base, g.axes + (("mode", ("none", "usb", "asb")), ("method", METHODS), ("lr", lrs))))
+        out.append(Grid(g.base, g.axes + (("mode", ("ffr",)), ("method", METHODS), ("lr", ffr_lrs),
+                                          ("freeze_bn", (False, True)))))
+    return tuple(out)
+
+
+_register(Profile("paper-real", "the authors' grid on the real datasets (ResNet-50, 224 px; GPUs)", _paper_real()))
+
+
+def get_profile(name: str) -> Profile:
+    return PROFILES[name]

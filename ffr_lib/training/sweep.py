@@ -1,0 +1,175 @@
+"""Sweeps: a grid of runs, its DAG of shared work, and its execution against a results store.
+
+A grid expands (field -> values) axes over a base RunConfig; configs are canonicalised and
+deduplicated by hash. The plan adds every dependency (FFR stage 1, DFR's ERM base), orders the
+nodes in phases (a node runs after all its dependencies), leaves out what the store already
+holds, and marks the checkpoints to keep. An executor (executors.py) runs the phases.
+"""
+
+from __future__ import annotations
+
+import itertools
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..results import ResultStore
+from .config import RunConfig
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The product of `axes` ((field, values) pairs) applied to `base`."""
+
+    base: RunConfig
+    axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def configs(self) -> list[RunConfig]:
+        names = [name for name, _ in self.axes]
+        unknown = [n for n in names if n not in RunConfig.__dataclass_fields__]
+        if unknown:
+            raise ValueError(f"Grid axes name unknown RunConfig field(s): {', '.join(unknown)}")
+        values = [tuple(v) for _, v in self.axes]
+        return [replace(self.base, **dict(zip(names, combo))) for combo in itertools.product(*values)]
+
+
+def grid(base: RunConfig, **axes: Sequence[Any]) -> Grid:
+    """Grid(base, axes) from keyword axes: grid(base, ratio=(0.95, 0.99), seed=(0, 1))."""
+    return Grid(base, tuple((k, tuple(v)) for k, v in axes.items()))
+
+
+def unique(configs: Iterable[RunConfig]) -> list[RunConfig]:
+    """Canonical configs, first occurrence of each hash kept, order preserved."""
+    seen: dict[str, RunConfig] = {}
+    for c in configs:
+        c = c.canonical()
+        seen.setdefault(c.hash, c)
+    return list(seen.values())
+
+
+def closure(configs: Iterable[RunConfig]) -> dict[str, RunConfig]:
+    """Every config and, recursively, every dependency, by hash."""
+    out: dict[str, RunConfig] = {}
+    stack = list(unique(configs))
+    while stack:
+        c = stack.pop()
+        if c.hash in out:
+            continue
+        out[c.hash] = c
+        stack.extend(c.dependencies())
+    return out
+
+
+def depth(config: RunConfig) -> int:
+    deps = config.dependencies()
+    return 0 if not deps else 1 + max(depth(d) for d in deps)
+
+
+def _locality(c: RunConfig) -> tuple:
+    """Sort key keeping runs that share a data set together (in-process caches stay warm)."""
+    return (c.dataset, str(c.data), c.ratio, c.seed, c.generator, c.fingerprint, c.fidelity, c.mode, c.method, c.lr)
+
+
+def phases(configs: Iterable[RunConfig]) -> list[list[RunConfig]]:
+    """The closure of `configs` in dependency order: phase k holds the nodes of depth k."""
+    nodes = closure(configs).values()
+    by_depth: dict[int, list[RunConfig]] = {}
+    for c in nodes:
+        by_depth.setdefault(depth(c), []).append(c)
+    return [sorted(by_depth[d], key=_locality) for d in sorted(by_depth)]
+
+
+def needed_checkpoints(configs: Iterable[RunConfig]) -> frozenset[str]:
+    """Hashes of the runs some other run of the closure starts from."""
+    return frozenset(d.hash for c in closure(configs).values() for d in c.dependencies())
+
+
+def count_trainings(configs: Iterable[RunConfig]) -> dict[str, int]:
+    """Network trainings the grid needs with reuse (each DAG node once) and without (every run
+    trains its own stage 1 and every DFR run its own ERM base); DFR refits are linear fits."""
+
+    def cost(c: RunConfig) -> int:
+        return int(c.trains) + sum(cost(d) for d in c.dependencies())
+
+    runs = unique(configs)
+    nodes = closure(runs).values()
+    return {
+        "runs": len(runs),
+        "nodes": len(nodes),
+        "trainings_with_reuse": sum(c.trains for c in nodes),
+        "trainings_without_reuse": sum(cost(c) for c in runs),
+        "dfr_fits": sum(not c.trains for c in nodes),
+    }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sweep will do: pending nodes by phase, stored ones skipped, checkpoints kept."""
+
+    phases: list[list[RunConfig]]
+    keep: frozenset[str]
+    stored: int  # nodes of the closure already in the store
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> int:
+        return sum(len(p) for p in self.phases)
+
+
+def make_plan(configs: Sequence[RunConfig], store: ResultStore) -> Plan:
+    done = store.hashes()
+    all_phases = phases(configs)
+    keep = needed_checkpoints(configs)
+    # a stored dependency whose checkpoint is gone is re-trained by its dependents on demand
+    pending = [[c for c in p if c.hash not in done] for p in all_phases]
+    stored = sum(len(p) for p in all_phases) - sum(len(p) for p in pending)
+    return Plan([p for p in pending if p], keep, stored, count_trainings(configs))
+
+
+def run_one(config: dict, folder: str, keep: Sequence[str], device: str = "cpu", threads: int | None = None) -> dict:
+    """Execute one run (a config dict) against the store in `folder`: the unit every executor
+    ships. Returns {'hash', 'label', 'status', 'error'}; a diverged run is a stored failure,
+    any other exception is returned as status 'error' and not stored (a resume retries it)."""
+    from .runner import Runner
+
+    c = RunConfig.from_dict(config)
+    try:
+        record = Runner(ResultStore(folder), device=device, threads=threads, keep=frozenset(keep)).run(c)
+        return {"hash": c.hash, "label": c.label(), "status": record["status"], "error": record.get("error")}
+    except Exception:  # noqa: BLE001 - one run's bug must not end the sweep; it is reported
+        return {"hash": c.hash, "label": c.label(), "status": "error", "error": traceback.format_exc()}
+
+
+def run_many(configs: Sequence[dict], folder: str, keep: Sequence[str], device: str = "cpu",
+             threads: int | None = None) -> list[dict]:
+    """Several runs in one process (one SLURM task or one worker job)."""
+    return [run_one(c, folder, keep, device, threads) for c in configs]
+
+
+def run_sweep(
+    configs: Sequence[RunConfig],
+    folder: str,
+    executor: str = "inprocess",
+    progress: bool = True,
+    **options: Any,
+) -> dict:
+    """Plan the sweep over `configs` against the store in `folder` and run it with `executor`
+    (a name in executors.EXECUTORS; `options` go to it). Returns a summary: counts of runs
+    done, stored, failed and errored, the trainings with and without reuse, and the errors."""
+    from .executors import EXECUTORS
+
+    store = ResultStore(folder)
+    plan = make_plan(configs, store)
+    outcomes = EXECUTORS[executor](plan, str(store.folder), progress=progress, **options)
+    if outcomes is not None and store.runs.is_dir():
+        store.write_index()
+    outcomes = outcomes or []
+    return {
+        **plan.counts,
+        "pending": plan.pending,
+        "stored_before": plan.stored,
+        "done": sum(o["status"] == "ok" for o in outcomes),
+        "failed": sum(o["status"] == "failed" for o in outcomes),
+        "errors": [o for o in outcomes if o["status"] == "error"],
+    }

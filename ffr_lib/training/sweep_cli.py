@@ -1,0 +1,65 @@
+"""`ffr sweep`: a profile's grid, run (or resumed) into `<results>/<profile>`, then its table."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ..results import ResultStore, aggregate
+from .profiles import get_profile
+from .selection import cell_columns, select
+from .sweep import run_sweep
+
+TABLE_COLUMNS = ("dataset", "ratio", "mode", "order", "recipe", "method")
+
+
+def summary_table(folder: str | Path, rule: str = "val_worst_group") -> pd.DataFrame:
+    """Test WA and BA (mean, std and bootstrap interval over seeds) per cell, after selection."""
+    df = ResultStore(folder).frame()
+    if df.empty:
+        return df
+    chosen = select(df, rule)
+    by = [c for c in cell_columns(chosen) if chosen[c].astype(str).nunique() > 1 or c in TABLE_COLUMNS]
+    table = aggregate(chosen, by=by, metrics=("test_wa", "test_ba"))
+    lrs = chosen.groupby(by, dropna=False)["lr"].first().reset_index(drop=True)
+    return table.assign(lr=lrs.to_numpy())
+
+
+def sweep_command(
+    profile: str,
+    datasets: list[str] | None,
+    executor: str,
+    results: Path,
+    device: str | None = None,
+    threads: int | None = None,
+    cluster: str | None = None,
+) -> int:
+    prof = get_profile(profile)
+    configs = prof.configs(tuple(datasets) if datasets else None)
+    folder = Path(results) / profile
+    options: dict = {}
+    if executor == "inprocess":
+        import torch
+
+        options = {"device": device or ("cuda" if torch.cuda.is_available() else "cpu"), "threads": threads}
+    elif executor == "gpus":
+        options = {"threads": threads}
+    elif executor == "slurm":
+        options = {"cluster": cluster, "threads": threads}
+    t0 = time.perf_counter()
+    summary = run_sweep(configs, str(folder), executor=executor, **options)
+    if executor == "dry":
+        return 0
+    wall = time.perf_counter() - t0
+    print(
+        f"{profile}: {summary['done']} runs done, {summary['failed']} failed, {len(summary['errors'])} errors, "
+        f"{summary['stored_before']} already stored; trainings {summary['trainings_with_reuse']} with reuse "
+        f"({summary['trainings_without_reuse']} without); {wall:.0f} s; results in {folder}"
+    )
+    table = summary_table(folder)
+    if not table.empty:
+        with pd.option_context("display.width", 160, "display.max_columns", 30):
+            print(table.round(3).to_string(index=False))
+    return 1 if summary["errors"] else 0
