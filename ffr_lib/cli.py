@@ -40,6 +40,56 @@ def world(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="shapes-binary, shapes-animals, celeba-hq, utk-face, spuco-animals")
+    p.add_argument("--recipe", default="balanced", choices=["balanced", "biased", "agnostic", "scaled", "usb"])
+    p.add_argument("--out", type=Path, required=True, help="output folder (resumed if it holds the same set)")
+    p.add_argument("--generator", choices=["sd", "procedural", "diffusion"], help="default: procedural for shapes-*, else sd")
+    p.add_argument("--fingerprint", type=float, default=0.0, help="procedural: fingerprint knob in [0, 1]")
+    p.add_argument("--fidelity", type=float, default=0.0, help="procedural: fidelity knob in [0, 1]")
+    p.add_argument("--model", help="sd: hub id or local pipeline folder; diffusion: checkpoint")
+    p.add_argument("--ratio", type=float, default=0.99, help="bias ratio of the real split the recipe is sized on")
+    p.add_argument("--seed", type=int, default=0, help="set seed (every image's seed derives from it)")
+    p.add_argument("--prompts", default="paper", choices=["paper", "agnostic", "official"], help="prompt set")
+    p.add_argument("--corruption-severity", type=int, default=0, choices=range(6), help="0 = none (ECCV table 4)")
+    p.add_argument("--total", type=int, help="images in all (default: what USB needs)")
+    p.add_argument("--scale", type=float, default=1.0, help="recipe scaled: multiple of the real set's size")
+    p.add_argument("--root", type=Path, help="folder of a real dataset")
+    p.add_argument("--size", type=int, help="image side on disk (default: the dataset's)")
+    p.add_argument("--steps", type=int, help="sd: denoising steps (default 25 faces, 50 animals)")
+    p.add_argument("--batch-size", type=int, help="sd: prompts per pipeline call (default 10)")
+    p.add_argument("--dry-run", action="store_true", help="print the per-group counts only")
+
+
+@command("generate", "generate (or resume) a synthetic set on disk for a dataset and recipe", _generate_arguments)
+def generate(args: argparse.Namespace) -> int:
+    from .generation.generate import generate_dataset_set
+    from .generation.recipes import Recipe
+
+    generator = args.generator or ("procedural" if args.dataset.startswith("shapes-") else "sd")
+    if generator == "procedural":
+        options = {"fingerprint": args.fingerprint, "fidelity": args.fidelity}
+    else:
+        options = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size}
+    folder = generate_dataset_set(
+        args.dataset,
+        Recipe(args.recipe, total=args.total, scale=args.scale),
+        args.out,
+        generator=generator,
+        ratio=args.ratio,
+        seed=args.seed,
+        prompts=args.prompts,
+        corruption_severity=args.corruption_severity,
+        root=args.root,
+        size=args.size,
+        source_options=options,
+        dry_run=args.dry_run,
+    )
+    if folder is not None:
+        print(f"wrote {folder}")
+    return 0
+
+
 def _notebooks_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help="parameter profile: notebooks/profiles/<name>.yaml")
     p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (number or stem)")

@@ -1,6 +1,5 @@
 """Corruptions (ECCV table 4): identity at 0, monotone distortion, and the package's formulas."""
 
-
 from __future__ import annotations
 
 import importlib

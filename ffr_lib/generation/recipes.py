@@ -8,9 +8,11 @@ USB adds 18,042, so ASB/FFR use 4,510 per group.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 RECIPES = ("balanced", "biased", "agnostic", "scaled", "usb")
 
@@ -28,6 +30,8 @@ class Recipe:
             raise ValueError(f"unknown recipe {self.name!r}; known: {', '.join(RECIPES)}")
         if self.name == "scaled" and not 0 < self.scale <= 100:
             raise ValueError(f"recipe 'scaled' needs 0 < scale <= 100, got {self.scale}")
+        if self.total is not None and self.total < 0:
+            raise ValueError(f"recipe {self.name!r}: total must be >= 0, got {self.total}")
 
 
 def support_of(real: np.ndarray) -> np.ndarray:
@@ -66,6 +70,8 @@ def synthetic_counts(real: np.ndarray, recipe: Recipe, support: np.ndarray | Non
     if recipe.name in ("balanced", "scaled"):
         return even_counts(total, support)
     if recipe.name == "biased":  # the real set's own proportions, same total
+        if real.sum() == 0:
+            raise ValueError("recipe 'biased' follows the real set's proportions, but the real counts are all 0")
         share = real / real.sum()
         counts = np.floor(share * total).astype(np.int64)
         return np.where(support, np.maximum(counts, 1), 0)
@@ -82,3 +88,34 @@ def class_budget(total: int, support: np.ndarray) -> np.ndarray:
     for y in range(support.shape[0]):
         out[y] = even_counts(per_class, support[y : y + 1])[0]
     return out
+
+
+def recipe_counts_table(
+    real: np.ndarray,
+    recipe: Recipe,
+    class_names: Sequence[str] | None = None,
+    bias_names: Sequence[str] | None = None,
+    support: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """What `recipe` will make for `real`, before anything is generated.
+
+    One row per supported (y, b) group: real count, synthetic count, their sum. For 'agnostic'
+    (class-only prompts, the generator decides b) one row per class instead, bias '(any)'.
+    """
+    real = np.asarray(real, dtype=np.int64)
+    support = support_of(real) if support is None else np.asarray(support, dtype=bool)
+    cn = list(class_names) if class_names is not None else [str(i) for i in range(real.shape[0])]
+    bn = list(bias_names) if bias_names is not None else [str(i) for i in range(real.shape[1])]
+    synth = synthetic_counts(real, recipe, support)
+    rows = []
+    if recipe.name == "agnostic":
+        for y in range(real.shape[0]):
+            r, s = int(real[y].sum()), int(synth[y].sum())
+            rows.append({"y": y, "class": cn[y], "b": -1, "bias": "(any)", "real": r, "synthetic": s, "total": r + s})
+    else:
+        for y, b in zip(*np.nonzero(support)):
+            r, s = int(real[y, b]), int(synth[y, b])
+            rows.append(
+                {"y": int(y), "class": cn[y], "b": int(b), "bias": bn[b], "real": r, "synthetic": s, "total": r + s}
+            )
+    return pd.DataFrame(rows, columns=["y", "class", "b", "bias", "real", "synthetic", "total"])
