@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ffr-installed
 EXTRAS ?= sd,analysis,notebooks,dev
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 
 .PHONY: setup reproduce test test-lib test-notebooks lint lab clean-venv
 
@@ -37,7 +38,7 @@ test-notebooks: setup
 	else echo "no notebooks yet"; fi
 
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -68,11 +68,18 @@ def select(notebooks: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
 
 
 def parse_value(text: str) -> Any:
-    """A `-p` value as a YAML literal: '3' -> 3, '[0.9, 0.99]' -> list, 'true' -> True, 'abc' -> 'abc'."""
+    """A `-p` value as a YAML literal: '3' -> 3, '[0.9, 0.99]' -> list, 'true' -> True, 'abc' -> 'abc'.
+    '1e-3' is a float too (YAML 1.1 alone would keep it a string)."""
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise NotebookError(f"cannot parse parameter value {text!r} as YAML: {exc}") from exc
+    if isinstance(value, str):
+        try:
+            return float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
+        except ValueError:
+            return value
+    return value
 
 
 def read_parameter_file(path: str | Path) -> tuple[dict[str, dict], dict[str, Any]]:
