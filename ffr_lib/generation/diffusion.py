@@ -38,6 +38,7 @@ from ..io import atomic_write_bytes, atomic_write_text, git_commit
 CONFIG_FILE = "config.json"
 LOG_FILE = "train_log.csv"
 FORMAT = "ffr-conditional-diffusion/1"
+NO_BIAS = -1  # b of a class-only request (as synthetic_set.UNKNOWN_BIAS)
 
 
 @dataclass(frozen=True)
@@ -143,18 +144,16 @@ class ConditionalDiffusion(nn.Module):
         return len(self.world.spec.bias_names)
 
     def labels(self, y: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """int64 (n,) class-embedding index of (y, b); b None or b == n_biases = "no bias"."""
+        """int64 (n,) class-embedding index of (y, b); b None (all) or -1 (that row) = "no bias"."""
         y = torch.as_tensor(y, dtype=torch.int64)
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
             raise ValueError(f"y must be in [0, {self.n_classes}), got values {int(y.min())}..{int(y.max())}")
-        if b is None:
-            b = torch.full_like(y, self.n_biases)
-        b = torch.as_tensor(b, dtype=torch.int64, device=y.device)
+        b = torch.full_like(y, NO_BIAS) if b is None else torch.as_tensor(b, dtype=torch.int64, device=y.device)
         if b.shape != y.shape:
             raise ValueError(f"b has shape {tuple(b.shape)} but y {tuple(y.shape)}")
-        if b.numel() and (int(b.min()) < 0 or int(b.max()) > self.n_biases):
-            raise ValueError(f"b must be in [0, {self.n_biases}) or None, got values {int(b.min())}..{int(b.max())}")
-        return y * (self.n_biases + 1) + b
+        if b.numel() and (int(b.min()) < NO_BIAS or int(b.max()) >= self.n_biases):
+            raise ValueError(f"b must be in [0, {self.n_biases}) or {NO_BIAS} (no bias), got values {int(b.min())}..{int(b.max())}")
+        return y * (self.n_biases + 1) + torch.where(b == NO_BIAS, self.n_biases, b)
 
     # -- training ----------------------------------------------------------------------------
     def scheduler(self, kind: str = "ddpm"):
@@ -195,32 +194,39 @@ class ConditionalDiffusion(nn.Module):
         batch: int = 64,
         start: int = 0,
         guidance: float = 1.0,
+        index: np.ndarray | None = None,
         progress: bool = False,
     ) -> GroupedImages:
-        """DDIM samples (eta 0) for classes y and scenes b (None = class-only, "no bias").
+        """DDIM samples (eta 0) for classes y (n,) and scenes b (n,) (None, or -1 in a row:
+        class-only, the "no bias" token).
 
-        Image i starts from `noise_for(seed, start + i)` and every pass is padded to `batch` rows,
-        so on one machine its bytes depend on (model, y_i, b_i, seed, start + i, steps, batch,
-        guidance) only: a set made in pieces or resumed equals one made at once. With
-        guidance w != 1, scene requests use classifier-free guidance over the scene token:
-        eps = eps(y, none) + w * (eps(y, b) - eps(y, none)) (twice the cost). Class-only samples
-        get b from `classify_background`. Returns GroupedImages, g = synthetic, uint8 images.
+        Image k starts from `noise_for(seed, index[k])` (index default: start, start + 1, ...)
+        and every pass is padded to `batch` rows, so on one machine its bytes depend on (model,
+        y_k, b_k, seed, index[k], steps, batch, guidance) only: a set made in pieces or resumed
+        equals one made at once. With guidance w != 1, scene requests use classifier-free
+        guidance over the scene token: eps = eps(y, none) + w * (eps(y, b) - eps(y, none)) (twice
+        the cost). Class-only rows get b from `classify_background`. Returns GroupedImages,
+        g = synthetic, uint8 (n, 3, H, W) images.
         """
         self.unet.eval()
         dev = next(self.unet.parameters()).device
         y = np.asarray(y, dtype=np.int64)
-        labels = self.labels(torch.from_numpy(y), None if b is None else torch.as_tensor(np.asarray(b, dtype=np.int64)))
+        asked = np.full(len(y), NO_BIAS, dtype=np.int64) if b is None else np.asarray(b, dtype=np.int64)
+        index = start + np.arange(len(y)) if index is None else np.asarray(index, dtype=np.int64)
+        if index.shape != y.shape:
+            raise ValueError(f"index has shape {index.shape} but y {y.shape}")
+        labels = self.labels(torch.from_numpy(y), torch.from_numpy(asked))
         plain = self.labels(torch.from_numpy(y), None)
         ddim = self.scheduler("ddim")
         ddim.set_timesteps(steps)
         s = self.world.size
         images = torch.empty((len(y), 3, s, s), dtype=torch.uint8)
-        guided = b is not None and guidance != 1.0
+        guided = guidance != 1.0 and bool((asked != NO_BIAS).any())
         bar = tqdm(total=len(y), desc="diffusion sample", disable=not progress, leave=False)
         for lo in range(0, len(y), batch):
             hi = min(lo + batch, len(y))
             pad = batch - (hi - lo)  # every pass has `batch` rows, so bytes never depend on the split
-            x = _pad(noise_for(seed, np.arange(start + lo, start + hi), s), pad).to(dev)
+            x = _pad(noise_for(seed, index[lo:hi], s), pad).to(dev)
             lab, unc = _pad(labels[lo:hi], pad).to(dev), _pad(plain[lo:hi], pad).to(dev)
             for t in ddim.timesteps:
                 if guided:
@@ -233,14 +239,18 @@ class ConditionalDiffusion(nn.Module):
             bar.update(hi - lo)
         bar.close()
         spec = self.world.spec
-        b_out = classify_background(images, self.world, y) if b is None else np.asarray(b, dtype=np.int64)
+        class_only = asked == NO_BIAS
+        b_out = asked.copy()
+        if class_only.any():
+            b_out[class_only] = classify_background(images[torch.from_numpy(class_only)], self.world, y[class_only])
         info = {
             "generator": "diffusion",
             "seed": seed,
-            "start": start,
+            "start": int(index[0]) if len(index) else start,
             "steps": steps,
+            "batch": batch,
             "guidance": guidance,
-            "bias": "classified" if b is None else "requested",
+            "bias": "classified" if class_only.all() else "requested" if not class_only.any() else "mixed",
             "model": self.meta.get("path", ""),
         }
         return GroupedImages.from_arrays(images, y, b_out, spec.class_names, spec.bias_names, g=SYNTHETIC, info=info)
@@ -311,15 +321,15 @@ def border_colour(images: torch.Tensor | np.ndarray, width: int = 2) -> np.ndarr
 def classify_background(
     images: torch.Tensor | np.ndarray, world: WorldConfig, y: np.ndarray | None = None
 ) -> np.ndarray:
-    """int64 (n,) scene of each image by colour: the scene whose base colour's chromaticity
-    (rgb / sum: blind to exposure and texture brightness) is nearest the border's; with y, only
-    among the scenes class y occurs with. Checked on real images in tests/test_diffusion.py."""
+    """int64 (n,) scene of each image by colour: the scene whose base colour is nearest the
+    border ring's median colour in log RGB, with the brightness axis (exposure, texture) at half
+    weight; with y, only among the scenes class y occurs with. On real images of the world
+    (tests/test_diffusion.py) it is right for >= 99.9 % with y and ~98 % without."""
     spec = world.spec
-    rgb = border_colour(images)
-    chroma = rgb / np.maximum(rgb.sum(1, keepdims=True), 1e-6)
-    ref = np.array([SCENE_COLOURS[name] for name in spec.bias_names])
-    ref = ref / ref.sum(1, keepdims=True)
-    dist = ((chroma[:, None, :] - ref[None]) ** 2).sum(-1)  # (n, n_biases)
+    project = np.eye(3) - 0.5 * np.ones((3, 3)) / 3  # halves the (1, 1, 1) component
+    feat = np.log(np.maximum(border_colour(images), 1e-3)) @ project  # (n, 3)
+    ref = np.log(np.array([SCENE_COLOURS[name] for name in spec.bias_names])) @ project
+    dist = ((feat[:, None, :] - ref[None]) ** 2).sum(-1)  # (n, n_biases)
     if y is not None:
         allowed = np.zeros((len(spec.class_names), len(spec.bias_names)), dtype=bool)
         for yi, bs in enumerate(spec.support):
