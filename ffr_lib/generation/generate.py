@@ -9,8 +9,13 @@ row (`generate_set`, resumable) or kept in memory (`generate_in_memory`, same im
 A source is any object with
   name: str; settings() -> dict;
   class_only_bias(y, seed) -> int64 (N,) b of class-only requests (-1 = unknown);
-  render(rows, set_seed) -> (uint8 (N, H, W, 3) images, int64 (N,) seeds, int64 (N,) attempts)
+  render(rows, set_seed) -> (uint8 (N, H, W, 3) images, int64 (N,) seeds, int64 (N,) attempts
+                             [, int64 (N,) b found after rendering, for rows planned with b = -1])
 where `rows` is a slice of the plan (columns index, y, b, prompt).
+
+Chunks are aligned to multiples of `chunk` in index space, so a resumed set is rendered in the
+same pieces as an uninterrupted one (the procedural world is exact under any chunking; neural
+generators may differ by float noise between batch compositions).
 """
 
 from __future__ import annotations
@@ -87,6 +92,39 @@ class ProceduralSource:
         return out, np.full(n, set_seed, dtype=np.int64), np.zeros(n, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class DiffusionSource:
+    """The small conditional diffusion model (ffr_lib.generation.diffusion.DiffusionGenerator)
+    as a source. Class-only images get their scene from the model's background classifier
+    after sampling (planned b = -1)."""
+
+    generator: Any  # a DiffusionGenerator
+    name: str = "diffusion"
+
+    def settings(self) -> dict:
+        g = self.generator
+        weights = json.loads((Path(g.path) / "config.json").read_text()).get("weights", "")
+        return {"model": str(g.path), "weights": weights, "steps": g.steps, "batch": g.batch,
+                "guidance": g.guidance, "world": asdict(g.world)}  # fmt: skip
+
+    def class_only_bias(self, y: np.ndarray, seed: int) -> np.ndarray:
+        return np.full(len(y), UNKNOWN_BIAS, dtype=np.int64)
+
+    def render(self, rows: pd.DataFrame, set_seed: int) -> tuple[np.ndarray, ...]:
+        index = rows["index"].to_numpy(dtype=np.int64)
+        y, b = rows["y"].to_numpy(dtype=np.int64), rows["b"].to_numpy(dtype=np.int64)
+        s = self.generator.world.size
+        out, b_out = np.empty((len(index), s, s, 3), dtype=np.uint8), b.copy()
+        for run in np.split(np.arange(len(index)), np.flatnonzero(np.diff(index) != 1) + 1):
+            if len(run):
+                asked = None if (b[run] == UNKNOWN_BIAS).all() else b[run]
+                part = self.generator.generate(y[run], asked, set_seed, start=int(index[run[0]]))
+                out[run] = part.images.permute(0, 2, 3, 1).numpy()
+                b_out[run] = part.b.numpy()
+        n = len(index)
+        return out, np.full(n, set_seed, dtype=np.int64), np.zeros(n, dtype=np.int64), b_out
+
+
 # -- sources by name -------------------------------------------------------------------------
 SOURCES: Registry[Callable[..., Source]] = Registry("generator")
 
@@ -110,21 +148,22 @@ def _stable_diffusion(dataset: str, model: str | None = None, steps: int | None 
 
 
 @SOURCES.register("diffusion")
-def _diffusion(dataset: str, model: str | None = None, **options: Any) -> Source:
+def _diffusion(dataset: str, model: str | None = None, steps: int | None = None, batch_size: int | None = None,
+               **_: Any) -> Source:  # fmt: skip
     try:
-        from . import diffusion
+        from .diffusion import DiffusionGenerator
     except ImportError as err:
         raise NotImplementedError(
-            "generator 'diffusion' needs ffr_lib/generation/diffusion.py with ConditionalDiffusion "
-            f"(the small class- and bias-conditional model), which cannot be imported yet: {err}"
+            "generator 'diffusion' needs ffr_lib.generation.diffusion.DiffusionGenerator (the small "
+            f"class- and bias-conditional model), which cannot be imported: {err}"
         ) from None
-    if not hasattr(diffusion, "DiffusionSource"):
-        raise NotImplementedError(
-            "generator 'diffusion' needs ffr_lib.generation.diffusion.DiffusionSource (a source as "
-            "ffr_lib/generation/generate.py's docstring describes, wrapping ConditionalDiffusion); "
-            "it is not there yet"
-        )
-    return diffusion.DiffusionSource.from_checkpoint(model, dataset=dataset, **options)
+    if model is None:
+        raise ValueError("generator 'diffusion' needs --model: a checkpoint folder written by ffr_lib.generation.diffusion")
+    options = {k: v for k, v in (("steps", steps), ("batch", batch_size)) if v is not None}
+    generator = DiffusionGenerator(model, **options)
+    if f"shapes-{generator.world.layout}" != dataset:
+        raise ValueError(f"diffusion checkpoint {model} models shapes-{generator.world.layout}, not {dataset!r}")
+    return DiffusionSource(generator)
 
 
 def make_source(name: str, dataset: str, **options: Any) -> Source:
@@ -133,7 +172,12 @@ def make_source(name: str, dataset: str, **options: Any) -> Source:
 
 
 def as_source(generator: Any) -> Source:
-    return ProceduralSource(generator) if isinstance(generator, ProceduralGenerator) else generator
+    """A source from a generator object (ProceduralGenerator, DiffusionGenerator) or a source."""
+    if isinstance(generator, ProceduralGenerator):
+        return ProceduralSource(generator)
+    from .diffusion import DiffusionGenerator
+
+    return DiffusionSource(generator) if isinstance(generator, DiffusionGenerator) else generator
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -216,8 +260,11 @@ def finish(images: np.ndarray, seeds: np.ndarray, index: np.ndarray, severity: i
 
 
 def _rendered_rows(spec: SetSpec, source: Source, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    images, seeds, attempts = source.render(rows, spec.seed)
+    images, seeds, attempts, *found = source.render(rows, spec.seed)
     images = finish(images, seeds, rows["index"].to_numpy(), spec.corruption_severity, spec.size)
+    if found:  # scenes the source found after rendering (class-only requests)
+        b = np.where(rows["b"].to_numpy() == UNKNOWN_BIAS, np.asarray(found[0], dtype=np.int64), rows["b"].to_numpy())
+        rows = rows.assign(b=b, bias=[spec.bias_names[i] if i != UNKNOWN_BIAS else "" for i in b])
     rows = rows.assign(
         seed=np.asarray(seeds, dtype=np.int64),
         attempt=np.asarray(attempts, dtype=np.int64),
@@ -245,6 +292,8 @@ def generate_set(
         done = rows.set_index("index").loc[manifest["index"].to_numpy(dtype=np.int64)]
         for col in ("y", "b", "prompt"):
             same = done[col].astype(str).to_numpy() == manifest[col].astype(str).to_numpy()
+            if col == "b":  # b found after rendering
+                same |= done["b"].to_numpy() == UNKNOWN_BIAS
             if not same.all():
                 i = int(manifest["index"].to_numpy()[~same][0])
                 raise SetMismatchError(
@@ -254,8 +303,8 @@ def generate_set(
     pending = rows[~rows["index"].isin(manifest["index"].to_numpy(dtype=np.int64))]
     with tqdm(total=len(rows), initial=len(rows) - len(pending), desc=f"generate {folder.name}",
               disable=not progress, unit="img") as bar:  # fmt: skip
-        for start in range(0, len(pending), chunk):
-            part, images = _rendered_rows(spec, source, pending.iloc[start : start + chunk])
+        for _, piece in pending.groupby(pending["index"] // chunk, sort=True):
+            part, images = _rendered_rows(spec, source, piece)
             manifest = write_chunk(folder, manifest, part, images)
             bar.update(len(part))
     return folder
@@ -283,7 +332,7 @@ def generate_in_memory(
     any source. The images equal those `generate_set` writes for the same arguments.
     """
     source = as_source(generator)
-    if isinstance(source, ProceduralSource):
+    if isinstance(source, ProceduralSource | DiffusionSource):
         world = source.generator.world
         dataset = dataset or f"shapes-{world.layout}"
         size = size or world.size
@@ -297,8 +346,8 @@ def generate_in_memory(
     )  # fmt: skip
     rows = plan(spec, source)
     parts, images = [], []
-    for start in tqdm(range(0, len(rows), chunk), desc="generate", disable=not progress):
-        part, imgs = _rendered_rows(spec, source, rows.iloc[start : start + chunk])
+    for _, piece in tqdm(rows.groupby(rows["index"] // chunk, sort=True), desc="generate", disable=not progress):
+        part, imgs = _rendered_rows(spec, source, piece)
         parts.append(part)
         images.append(imgs)
     table = pd.concat(parts, ignore_index=True) if parts else rows
