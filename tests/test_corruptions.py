@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -31,7 +32,9 @@ def package():
     saved = sys.modules.get("pkg_resources")
     sys.modules["pkg_resources"] = stub
     try:
-        return importlib.import_module("imagecorruptions.corruptions")
+        with warnings.catch_warnings():  # its scipy.ndimage.interpolation import is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return importlib.import_module("imagecorruptions.corruptions")
     except ImportError as err:  # e.g. an environment without the package
         pytest.skip(f"imagecorruptions cannot be imported: {err}")
     finally:

@@ -314,3 +314,34 @@ def test_ffr_generate_command(tmp_path, capsys):
     assert main(["generate", "--dataset", "shapes-binary", "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
     printed = capsys.readouterr().out  # 0.99: 5000 and 51 per class, USB adds 2 x 4949, 9898 // 4 = 2474 per group
     assert "9896 synthetic images" in printed and "2474" in printed and not (tmp_path / "dry").exists()
+
+
+# -- the small diffusion model as a source -------------------------------------------------------
+@pytest.mark.slow
+def test_diffusion_checkpoint_generates_a_resumable_set(tmp_path):
+    diffusion = pytest.importorskip("ffr_lib.generation.diffusion")
+    tiny = diffusion.DiffusionConfig(
+        block_out_channels=(8, 16), attention_levels=(False, True), norm_num_groups=8, attention_head_dim=8
+    )
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    diffusion.ConditionalDiffusion(BINARY, tiny).save(tmp_path / "ckpt")  # untrained: the plumbing is tested
+    args = dict(generator="diffusion", ratio=0.95, seed=1, chunk=4, progress=False, echo=lambda s: None,
+                source_options={"model": str(tmp_path / "ckpt"), "steps": 2, "batch_size": 4})  # fmt: skip
+    generate_dataset_set("shapes-binary", Recipe("balanced", total=8), tmp_path / "bal", **args)
+    m = read_manifest(tmp_path / "bal")
+    assert np.bincount(m["y"] * 2 + m["b"]).tolist() == [2, 2, 2, 2] and (m["generator"] == "diffusion").all()
+    assert json.loads(m["settings"][0])["steps"] == 2
+    # class-only: the scene comes from the model's background classifier, recorded per image
+    generate_dataset_set("shapes-binary", Recipe("agnostic", total=8), tmp_path / "agn", **args)
+    m = read_manifest(tmp_path / "agn")
+    assert np.bincount(m["y"]).tolist() == [4, 4] and set(m["b"]) <= {0, 1}
+    assert (m["bias"] == [NAMES[1][b] for b in m["b"]]).all()
+    # resume after losing the last rows: the same set again
+    path = tmp_path / "agn" / "manifest.csv"
+    whole = path.read_bytes()
+    path.write_bytes(b"".join(whole.splitlines(keepends=True)[:4]))
+    generate_dataset_set("shapes-binary", Recipe("agnostic", total=8), tmp_path / "agn", **args)
+    assert path.read_bytes() == whole
+    with pytest.raises(ValueError, match="needs --model"):
+        make_source("diffusion", "shapes-binary")
