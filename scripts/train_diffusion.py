@@ -12,7 +12,10 @@ GPU turns out slower than expected, and the log says how far it got):
         --out /tmp/diffusion-smoke --device cpu
 
 Writes to --out: config.json (world, layout names, model and training settings), the EMA
-weights (model-<sha>.safetensors) and train_log.csv (loss every --log-every steps).
+weights (model-<sha>.safetensors), train_log.csv (loss every --log-every steps), and after
+training eval.json (scene read back from (y, b) samples; share of class-only samples on the
+majority scene) and samples.png (per group a row of real test images, then a row of samples;
+then a row of class-only samples per class).
 Needs only torch, diffusers (with safetensors) and this package.
 """
 
@@ -21,11 +24,33 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
-from ffr_lib.data.world import WorldConfig
-from ffr_lib.generation.diffusion import DiffusionConfig, TrainConfig, train
+import numpy as np
+
+from ffr_lib.data.world import WorldConfig, world_split
+from ffr_lib.generation.diffusion import ConditionalDiffusion, DiffusionConfig, TrainConfig, evaluate, train
+from ffr_lib.io import atomic_write_bytes, atomic_write_text
+
+
+def sample_grid(model: ConditionalDiffusion, per_row: int = 8, seed: int = 0, steps: int = 25) -> np.ndarray:
+    """uint8 (H, W, 3) grid: per (class, scene) group a row of real test images, then a row of
+    samples; then one row of class-only samples per class; 2 px gaps."""
+    spec, s = model.world.spec, model.world.size
+    real = world_split(replace(model.world, test_per_group=per_row), "test")
+    rows = []
+    for yi, bi in spec.groups():
+        rows.append(real.images[(real.y == yi) & (real.b == bi)][:per_row])
+        rows.append(model.sample(np.full(per_row, yi), np.full(per_row, bi), seed, steps=steps, batch=per_row).images)
+    for yi in range(len(spec.class_names)):
+        rows.append(model.sample(np.full(per_row, yi), None, seed + 1, steps=steps, batch=per_row).images)
+    gap = 2
+    grid = np.full((len(rows) * (s + gap), per_row * (s + gap), 3), 255, dtype=np.uint8)
+    for r, imgs in enumerate(rows):
+        for c, img in enumerate(imgs.permute(0, 2, 3, 1).numpy()):
+            grid[r * (s + gap) : r * (s + gap) + s, c * (s + gap) : c * (s + gap) + s] = img
+    return grid
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,6 +74,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--eval-per-group", type=int, default=64,
+                   help="after training: samples per (y, b) group for eval.json (0 = no eval, no grid)")
+    p.add_argument("--eval-steps", type=int, default=25, help="DDIM steps of the eval samples and the grid")
     return p
 
 
@@ -70,6 +98,21 @@ def main(argv: list[str] | None = None) -> int:
     meta = model.meta
     print(f"{args.out}: {meta['steps_done']} steps ({meta['stopped']}) in {time.perf_counter() - t0:.0f} s, "
           f"{meta['n_params'] / 1e6:.2f} M parameters; log {args.out / 'train_log.csv'}")
+    if args.eval_per_group:
+        import io
+        import json
+
+        from PIL import Image
+
+        report = evaluate(model, per_group=args.eval_per_group, per_class=4 * args.eval_per_group, steps=args.eval_steps,
+                          batch=min(256, 4 * args.eval_per_group))
+        atomic_write_text(args.out / "eval.json", json.dumps(report, indent=2) + "\n")
+        buf = io.BytesIO()
+        Image.fromarray(sample_grid(model, steps=args.eval_steps)).save(buf, format="PNG")
+        atomic_write_bytes(args.out / "samples.png", buf.getvalue())
+        print(f"scene read back on (y, b) samples: {report['scene_agreement']:.3f}; class-only samples on the "
+              f"majority scene: {report['class_only_majority_share']:.3f} (web corpus {report['web_majority']}); "
+              f"{args.out / 'eval.json'}, {args.out / 'samples.png'} (rows: real, sampled per group; class-only)")
     return 0
 
 

@@ -188,11 +188,21 @@ def test_training_script_runs_on_cpu(tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     argv = ["--layout", "animals", "--steps", "2", "--batch", "4", "--web-per-class", "20", "--channels", "16", "32",
-            "--log-every", "1", "--out", str(tmp_path / "m"), "--threads", "1"]
+            "--log-every", "1", "--out", str(tmp_path / "m"), "--threads", "1", "--eval-per-group", "1", "--eval-steps", "1"]
     assert script.main(argv) == 0
     model = ConditionalDiffusion.load(tmp_path / "m")
     assert model.world.layout == "animals" and model.world.web_per_class == 20
     assert model.config.block_out_channels == (16, 32) and model.meta["steps_done"] == 2
+    report = json.loads((tmp_path / "m" / "eval.json").read_text())
+    assert set(report["scene_agreement_per_group"]) == {
+        "triangle/sand", "triangle/lake", "circle/sand", "circle/lake",
+        "square/indoor", "square/forest", "cross/indoor", "cross/forest",
+    }  # fmt: skip
+    assert report["per_class"] == 4 and 0 <= report["class_only_majority_share"] <= 1
+    from PIL import Image
+
+    with Image.open(tmp_path / "m" / "samples.png") as grid:  # 8 groups x (real, sampled) + 4 class-only rows
+        assert grid.size == (8 * 34, (8 * 2 + 4) * 34)
 
 
 def test_mixed_requests_equal_their_separate_parts(trained):
@@ -206,3 +216,27 @@ def test_mixed_requests_equal_their_separate_parts(trained):
     assert torch.equal(mixed.images[even], only.images[even]) and torch.equal(mixed.images[~even], scene.images[~even])
     assert torch.equal(mixed.b[~even], torch.as_tensor(B[~even]))
 
+
+
+def test_sampler_with_the_exact_noise_predictor_of_a_one_image_world_returns_that_image():
+    """DDIM (trailing spacing, eta 0) with the optimal eps for data = one image x*:
+    eps(x_t, t) = (x_t - sqrt(abar_t) x*) / sqrt(1 - abar_t), on the training schedule."""
+    from types import SimpleNamespace
+
+    model = ConditionalDiffusion(WORLD, TINY)
+    target = torch.linspace(-0.9, 0.9, 3 * 32 * 32).reshape(3, 32, 32)
+    abar = model.scheduler("ddpm").alphas_cumprod
+
+    class Oracle(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, t, class_labels=None):
+            a = abar[int(t)]
+            return SimpleNamespace(sample=(x - a.sqrt() * target) / (1 - a).sqrt())
+
+    model.unet = Oracle()
+    out = model.sample(np.array([0, 1]), np.array([1, 0]), seed=0, steps=5, batch=2)
+    want = ((target + 1) * 127.5).round().to(torch.uint8)
+    assert torch.equal(out.images[0], want) and torch.equal(out.images[1], want)

@@ -343,6 +343,40 @@ def majority_share(data: GroupedImages) -> float:
     return float((data.b == data.y).float().mean()) if len(data) else float("nan")
 
 
+def evaluate(
+    model: ConditionalDiffusion, per_group: int = 64, per_class: int = 256, seed: int = 0, steps: int = 25, batch: int = 64
+) -> dict:
+    """Sanity numbers of a trained model, from its own samples: how often the scene read back
+    (`classify_background`) from (y, b) requests equals the requested b (does it obey the scene
+    token?), and the share of class-only samples on each class's majority scene (the web
+    corpus has `web_majority`)."""
+    spec = model.world.spec
+    groups = spec.groups()
+    y = np.repeat([g[0] for g in groups], per_group)
+    b = np.repeat([g[1] for g in groups], per_group)
+    asked = model.sample(y, b, seed, steps=steps, batch=batch)
+    read = classify_background(asked.images, model.world, y)
+    yc = np.repeat(np.arange(len(spec.class_names)), per_class)
+    free = model.sample(yc, None, seed + 1, steps=steps, batch=batch, start=len(y))
+    per_group_agreement = {
+        f"{spec.class_names[yi]}/{spec.bias_names[bi]}": float((read[(y == yi) & (b == bi)] == bi).mean())
+        for yi, bi in groups
+    }
+    return {
+        "scene_agreement": float((read == b).mean()),
+        "scene_agreement_per_group": per_group_agreement,
+        "class_only_majority_share": majority_share(free),
+        "class_only_majority_share_per_class": {
+            spec.class_names[k]: majority_share(free.subset(free.y == k)) for k in range(len(spec.class_names))
+        },
+        "web_majority": model.world.web_majority,
+        "per_group": per_group,
+        "per_class": per_class,
+        "seed": seed,
+        "steps": steps,
+    }
+
+
 # -- the generator interface ---------------------------------------------------------------------
 @dataclass
 class DiffusionGenerator:
@@ -404,6 +438,7 @@ def train(
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv algorithms once
     n_params = sum(p.numel() for p in params)
     hyper = {
         "train": asdict(run),
