@@ -58,6 +58,7 @@ def _generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, help="image side on disk (default: the dataset's)")
     p.add_argument("--steps", type=int, help="sd: denoising steps (default 25 faces, 50 animals)")
     p.add_argument("--batch-size", type=int, help="sd: prompts per pipeline call (default 10)")
+    p.add_argument("--resolution", type=int, help="sd: generated side in px before the resize (default 512)")
     p.add_argument("--dry-run", action="store_true", help="print the per-group counts only")
 
 
@@ -71,6 +72,8 @@ def generate(args: argparse.Namespace) -> int:
         options = {"fingerprint": args.fingerprint, "fidelity": args.fidelity}
     else:
         options = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size}
+        if args.resolution is not None:
+            options["resolution"] = args.resolution
     folder = generate_dataset_set(
         args.dataset,
         Recipe(args.recipe, total=args.total, scale=args.scale),

@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from real_fixtures import make_celeba
 
+from ffr_lib.cli import main
 from ffr_lib.generation import (
     Recipe,
     generate_set,
@@ -217,3 +219,22 @@ def test_class_only_prompts_store_an_unknown_bias(tmp_path, source):
     assert m["prompt"].str.startswith("a headshot of a celebrity").all()
     assert np.bincount(m["y"]).tolist() == [4, 4]
     assert len(load_synthetic_set(tmp_path / "s", unknown_bias=0)) == 8
+
+
+def test_ffr_generate_on_a_celeba_folder(tmp_path, pipeline_dir, monkeypatch, capsys):
+    """`ffr generate` on a tiny CelebA-HQ folder in its published layout, with a local pipeline."""
+    monkeypatch.setenv("FFR_CACHE", str(tmp_path / "cache"))
+    labels = [(0, 1)] * 30 + [(0, 0)] * 10 + [(1, 0)] * 30 + [(1, 1)] * 10  # (smiling, male)
+    root = make_celeba(tmp_path / "celeba", labels)
+    out = tmp_path / "set"
+    args = ["generate", "--dataset", "celeba-hq", "--root", str(root), "--recipe", "balanced", "--total", "8",
+            "--ratio", "0.9", "--model", str(pipeline_dir), "--steps", "2", "--resolution", "32", "--size", "16",
+            "--batch-size", "4", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "8 synthetic images (sd)" in printed and "not smiling" in printed
+    m = read_manifest(out)
+    assert m["prompt"].tolist()[:2] == ["A photo of a woman not smiling"] * 2
+    assert m["prompt"].tolist()[-1] == "A photo of a man smiling"
+    data = load_synthetic_set(out)
+    assert data.class_names == NAMES[0] and data.bias_names == NAMES[1] and data.images.shape == (8, 3, 16, 16)
