@@ -89,6 +89,12 @@ class ResultStore:
         return records_frame(self.records(), status=status)
 
 
+def load_jsonl(path: str | Path) -> list[dict]:
+    """Records from a `runs.jsonl` index (or any file of one JSON record per line)."""
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
 def _jsonable(obj):
     if hasattr(obj, "tolist"):
         return obj.tolist()

@@ -1,0 +1,99 @@
+"""The loop and the runner: determinism on CPU, best epoch by validation WA, frozen BN, FFR stage 2
+from the whole stage-1 model, a diverged run recorded as a failure."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from ffr_lib.results import ResultStore
+from ffr_lib.training.config import RunConfig
+from ffr_lib.training.loop import train_stage
+from ffr_lib.training.models import MODELS, build_model
+from ffr_lib.training.modes import compose
+from ffr_lib.training.profiles import TINY_WORLD
+from ffr_lib.training.runner import Runner
+
+TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=2, width=8, batch_size=64)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def test_same_seed_same_metrics_on_cpu(tmp_path):
+    config = replace(TINY, mode="usb", method="groupdro")
+    a = Runner(ResultStore(tmp_path / "a"), threads=1).run(config)
+    b = Runner(ResultStore(tmp_path / "b"), threads=1).run(config)
+    assert a["status"] == b["status"] == "ok"
+    assert a["test"] == b["test"] and a["val"] == b["val"] and a["test_synthetic"] == b["test_synthetic"]
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    assert a["method_state"] == b["method_state"]
+    assert a["threads"] == 1 and a["deterministic"] is True
+    other = Runner(ResultStore(tmp_path / "c"), threads=1).run(replace(config, seed=1))
+    assert [h["loss"] for h in other["history"]] != [h["loss"] for h in a["history"]]
+
+
+def test_best_epoch_by_validation_wa_and_record_fields(tmp_path):
+    rec = Runner(ResultStore(tmp_path), threads=1).run(replace(TINY, epochs=3))
+    was = [h["val_wa"] for h in rec["history"]]
+    assert rec["best_epoch"] == 1 + was.index(max(was))  # first epoch with the best WA
+    assert rec["val"]["wa"] == pytest.approx(max(was))  # the kept model is that epoch's
+    for key in ("hash", "config", "test", "val", "seconds", "device", "threads", "versions", "commit"):
+        assert key in rec
+    assert set(rec["test"]["groups"]) == {"y0b0", "y0b1", "y1b0", "y1b1"}
+    assert {"wa", "ba", "avg"} <= set(rec["test"])
+
+
+def test_frozen_bn_keeps_running_statistics_and_trains_affine():
+    torch.manual_seed(0)
+    data = compose(TINY)
+    model = build_model("resnet-small", 2, width=8)
+    bn = model.backbone.stem[1]
+    mean0, weight0 = bn.running_mean.clone(), bn.weight.detach().clone()
+    train_stage(model, data.stages[0], data.val, data.groups, epochs=1, lr=1e-2, freeze_bn=True)
+    assert torch.equal(bn.running_mean, mean0)  # statistics frozen
+    assert not torch.equal(bn.weight.detach(), weight0)  # affine parameters trained
+    train_stage(model, data.stages[0], data.val, data.groups, epochs=1, lr=1e-2, freeze_bn=False)
+    assert not torch.equal(bn.running_mean, mean0)
+
+
+def test_ffr_stage2_starts_from_the_whole_stage1_model(tmp_path):
+    store = ResultStore(tmp_path)
+    runner = Runner(store, threads=1, keep=frozenset())
+    # stage 2 with lr 0 and frozen BN statistics changes nothing
+    ffr = replace(TINY, mode="ffr", lr=0.0, pre_lr=1e-2, weight_decay=0.0, freeze_bn=True)
+    rec = runner.run(ffr)
+    stage1 = store.get(ffr.prefix().hash)
+    assert rec["prefix"] == stage1["hash"] and rec["trained"] == [stage1["hash"], ffr.hash]
+    # head included: with lr 0 the final model predicts exactly as stage 1 did
+    assert rec["test"] == stage1["test"]
+    assert store.load_checkpoint(stage1["hash"]) is not None  # cached for other stage-2 runs
+
+
+def test_diverged_run_is_a_recorded_failure(tmp_path):
+    store = ResultStore(tmp_path)
+    rec = Runner(store, threads=1).run(replace(TINY, lr=float("inf")))
+    assert rec["status"] == "failed" and rec["error"].startswith("diverged: loss is nan")
+    assert store.get(rec["hash"])["status"] == "failed"
+    assert store.frame().empty and len(store.frame(status=None)) == 1
+
+
+def test_models_registry_and_shapes():
+    assert {"resnet-small", "vit-small", "resnet18", "resnet50", "vit-b32"} <= set(MODELS.names())
+    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    for name in ("resnet-small", "vit-small"):
+        model = build_model(name, 3, width=8).eval()
+        assert model(x).shape == (2, 3) and model.features(x).shape == (2, model.feature_dim)
+
+
+def test_missing_imagenet_weights_warn_and_train_from_scratch(tmp_path, monkeypatch):
+    monkeypatch.setenv("FFR_WEIGHTS", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.warns(UserWarning, match="resnet18-.*not found.*trains from scratch"):
+        model = build_model("resnet18", 2, pretrained=True)
+    assert model.head.out_features == 2 and model.feature_dim == 512

@@ -1,0 +1,162 @@
+"""Sweeps: the DAG trains FFR stage 1 once for every stage-2 run and DFR refits without
+retraining; a sweep killed mid-way (a real subprocess, SIGKILL) resumes without losing or
+repeating a finished run; executors (in-process, worker per device, submitit local, dry run)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+import torch
+
+from ffr_lib.results import ResultStore
+from ffr_lib.training.config import RunConfig
+from ffr_lib.training.profiles import PROFILES, TINY_WORLD, get_profile
+from ffr_lib.training.sweep import count_trainings, grid, make_plan, phases, run_sweep
+
+TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def trained_counts(store: ResultStore) -> Counter:
+    """How many times each hash was trained, over every record's `trained` list."""
+    return Counter(h for r in store.records() for h in r.get("trained", []))
+
+
+def test_stage1_is_trained_once_for_every_stage2_run(tmp_path):
+    configs = grid(replace(TINY, mode="ffr", pre_lr=1e-3), method=("erm", "groupdro", "resampling"),
+                   lr=(1e-3, 1e-4)).configs()
+    counts = count_trainings(configs)
+    assert counts == {"runs": 6, "nodes": 7, "trainings_with_reuse": 7, "trainings_without_reuse": 12, "dfr_fits": 0}
+    summary = run_sweep(configs, str(tmp_path), progress=False, threads=1)
+    assert summary["done"] == 7 and not summary["errors"]
+    store = ResultStore(tmp_path)
+    stage1 = configs[0].prefix().hash
+    trained = trained_counts(store)
+    assert trained[stage1] == 1 and len(trained) == 7 and set(trained.values()) == {1}
+    reused = Counter(h for r in store.records() for h in r.get("reused", []))
+    assert reused[stage1] == 6  # every stage-2 run loaded the cached stage-1 checkpoint
+    assert store.checkpoint_path(stage1).is_file()
+
+
+def test_dfr_refits_on_the_erm_model_without_retraining(tmp_path):
+    configs = grid(TINY, mode=("none", "ffr"), method=("erm", "dfr")).configs()
+    counts = count_trainings(configs)
+    # none: ERM; ffr: stage 1 + ERM; DFR reuses both ERM models: 3 trainings, 2 refits
+    assert counts["trainings_with_reuse"] == 3 and counts["dfr_fits"] == 2
+    assert counts["trainings_without_reuse"] == 1 + 2 + 1 + 2
+    assert [len(p) for p in phases(configs)] == [2, 2, 1]  # stage 1 + None ERM; FFR ERM + None DFR; FFR DFR
+    summary = run_sweep(configs, str(tmp_path), progress=False, threads=1)
+    assert summary["done"] == 5
+    store = ResultStore(tmp_path)
+    assert set(trained_counts(store).values()) == {1}
+    for c in configs:
+        if c.method == "dfr":
+            rec = store.get(c.hash)
+            assert rec["trained"] == [] and rec["reused"] == [c.base().hash]
+            assert rec["val"] == store.get(c.base().hash)["val"]  # selection sees the base's validation
+            assert rec["dfr"]["C"] in (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
+
+
+def test_resume_skips_stored_runs(tmp_path):
+    configs = grid(TINY, mode=("none", "usb")).configs()
+    first = run_sweep(configs, str(tmp_path), progress=False, threads=1)
+    second = run_sweep(configs, str(tmp_path), progress=False, threads=1)
+    assert first["done"] == 2 and second["done"] == 0 and second["stored_before"] == 2
+    assert len((tmp_path / "runs.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_failed_run_does_not_end_the_sweep(tmp_path):
+    configs = [replace(TINY, lr=float("inf")), TINY]
+    summary = run_sweep(configs, str(tmp_path), progress=False, threads=1)
+    assert summary["failed"] == 1 and summary["done"] == 1
+    # a recorded failure is not retried
+    assert run_sweep(configs, str(tmp_path), progress=False, threads=1)["pending"] == 0
+
+
+SWEEP_SCRIPT = textwrap.dedent("""
+    import sys, torch
+    from dataclasses import replace
+    from ffr_lib.training.config import RunConfig
+    from ffr_lib.training.profiles import TINY_WORLD
+    from ffr_lib.training.sweep import grid, run_sweep
+    torch.set_num_threads(1)
+    base = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=2, width=8, batch_size=64)
+    configs = grid(base, mode=("none", "usb", "asb"), seed=(0, 1, 2)).configs()
+    run_sweep(configs, sys.argv[1], progress=False, threads=1)
+""")
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_without_losing_or_repeating(tmp_path):
+    folder = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-c", SWEEP_SCRIPT, str(folder)], env={**os.environ, "PYTHONHASHSEED": "0"})
+    runs = folder / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(list(runs.glob("*.json"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.read_bytes() for p in runs.glob("*.json")}
+    assert 2 <= len(before) < 9, "the kill came too late to test a resume"
+    exec(compile(SWEEP_SCRIPT.replace("sys.argv[1]", repr(str(folder))), "sweep", "exec"), {})
+    after = {p.name: p.read_bytes() for p in runs.glob("*.json")}
+    assert len(after) == 9  # nothing lost
+    for name, data in before.items():
+        assert after[name] == data  # finished runs neither repeated nor rewritten
+    assert all(json.loads(d)["status"] == "ok" for d in after.values())
+    assert ResultStore(folder).hashes() == {p[:-5] for p in after}
+
+
+def test_dry_run_prints_the_plan(tmp_path, capsys):
+    configs = get_profile("smoke").configs()
+    assert run_sweep(configs, str(tmp_path), executor="dry")["done"] == 0
+    out = capsys.readouterr().out
+    assert "4 runs in the grid, 5 DAG nodes, 0 stored, 5 to run" in out
+    assert "phase 1: 1 runs" in out and "[checkpoint kept]" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_paper_grid_needs_fewer_trainings_with_reuse():
+    counts = count_trainings(get_profile("paper").configs())
+    assert counts["trainings_with_reuse"] < counts["trainings_without_reuse"]
+    assert counts["dfr_fits"] > 0
+    assert {"smoke", "quick", "paper", "paper-real"} <= set(PROFILES.names())
+
+
+def test_profile_dataset_override():
+    quick = get_profile("quick")
+    animals = quick.configs(("shapes-animals",))
+    assert {c.dataset for c in animals} == {"shapes-animals"} and len(animals) == len(quick.configs())
+    paper = get_profile("paper").configs(("shapes-binary",))
+    assert {c.dataset for c in paper} == {"shapes-binary"}
+
+
+@pytest.mark.slow
+def test_worker_per_device_executor(tmp_path):
+    configs = grid(TINY, mode=("none", "ffr")).configs()
+    summary = run_sweep(configs, str(tmp_path), executor="gpus", progress=False, devices=["cpu"], threads=1)
+    assert summary["done"] == 3 and not summary["errors"]
+    assert {r["device"] for r in ResultStore(tmp_path).records()} == {"cpu"}
+
+
+@pytest.mark.slow
+def test_submitit_local_executor(tmp_path):
+    configs = grid(TINY, mode=("none", "ffr")).configs()
+    summary = run_sweep(configs, str(tmp_path), executor="slurm", progress=False, cluster="local", runs_per_job=2,
+                        threads=1, timeout_min=5)
+    assert summary["done"] == 3 and not summary["errors"], summary["errors"]
+    assert make_plan(configs, ResultStore(tmp_path)).pending == 0
