@@ -201,6 +201,8 @@ def test_folder_with_another_recipe_or_generator_is_refused(tmp_path):
     other, other_source = spec_for(Recipe("balanced", total=8), fingerprint=0.5)
     with pytest.raises(SetMismatchError, match="settings"):
         generate_set(tmp_path / "s", other, other_source, progress=False)
+    with pytest.raises(ValueError, match="names the class only, so recipe 'balanced'"):
+        spec_for(Recipe("balanced", total=8), prompts="agnostic")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     with pytest.raises(SetMismatchError, match="not empty"):

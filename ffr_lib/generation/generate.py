@@ -201,7 +201,12 @@ def make_spec(
         raise ValueError(f"real_counts has shape {real.shape}, names give ({len(class_names)}, {len(bias_names)})")
     entry = load_prompts(dataset)
     entry.check_names(class_names, bias_names)
-    entry.get(prompts)
+    chosen = entry.get(prompts)
+    if recipe.name != "agnostic" and chosen.template is None:
+        raise ValueError(
+            f"prompt set {prompts!r} names the class only, so recipe {recipe.name!r} cannot ask for a bias; "
+            "use recipe 'agnostic' (or another prompt set)"
+        )
     if corruption_severity not in range(6):
         raise ValueError(f"corruption_severity must be 0..5, got {corruption_severity!r}")
     return SetSpec(
