@@ -1,22 +1,29 @@
 """Train the embedded world's conditional diffusion model on its "web" corpus.
 
-Recommended GPU run (one H100, about 5-8 minutes; --max-minutes stops it early and saves if the
-GPU turns out slower than expected, and the log says how far it got):
+Recommended GPU run, one layout (one H100, about 5-7 minutes; --max-minutes stops it early and
+saves if the GPU is slower than expected, and config.json / train_log.csv say how far it got):
 
-    python scripts/train_diffusion.py --layout binary --steps 24000 --batch 256 --lr 3e-4 \
-        --web-per-class 10000 --max-minutes 8 --out models/diffusion-binary --device cuda
+    python scripts/train_diffusion.py --layout binary --steps 15000 --batch 512 --lr 3e-4 \
+        --web-per-class 10000 --max-minutes 7 --out models/diffusion-binary --device cuda
 
-(and the same with `--layout animals --out models/diffusion-animals`). A CPU smoke run:
+Both layouts in one call on one GPU (the small model leaves the GPU mostly idle, so two
+processes share it well; on the device tool write under $OUT so the folders come back):
+
+    for L in binary animals; do python scripts/train_diffusion.py --layout $L --steps 15000 \
+        --batch 512 --lr 3e-4 --web-per-class 10000 --max-minutes 7 --out $OUT/diffusion-$L \
+        --device cuda > $OUT/train-$L.txt 2>&1 & done; wait
+
+A CPU smoke run:
 
     python scripts/train_diffusion.py --layout binary --steps 20 --batch 16 --web-per-class 40 \
-        --out /tmp/diffusion-smoke --device cpu
+        --out /tmp/diffusion-smoke --device cpu --eval-per-group 2 --eval-steps 5
 
 Writes to --out: config.json (world, layout names, model and training settings), the EMA
 weights (model-<sha>.safetensors), train_log.csv (loss every --log-every steps), and after
 training eval.json (scene read back from (y, b) samples; share of class-only samples on the
 majority scene) and samples.png (per group a row of real test images, then a row of samples;
 then a row of class-only samples per class).
-Needs only torch, diffusers (with safetensors) and this package.
+Needs only torch, diffusers (with safetensors), pillow and this package.
 """
 
 from __future__ import annotations
