@@ -23,8 +23,14 @@ def summary_table(folder: str | Path, rule: str = "val_worst_group") -> pd.DataF
     chosen = select(df, rule)
     by = [c for c in cell_columns(chosen) if chosen[c].astype(str).nunique() > 1 or c in TABLE_COLUMNS]
     table = aggregate(chosen, by=by, metrics=("test_wa", "test_ba"))
-    lrs = chosen.groupby(by, dropna=False)["lr"].first().reset_index(drop=True)
-    return table.assign(lr=lrs.to_numpy())
+    lrs = chosen.groupby(by, dropna=False, sort=True)["lr"].first().reset_index(drop=True)
+    table = table.assign(lr=lrs.to_numpy())
+    # settings that do not apply to a mode are shown blank, not as their defaults
+    if "order" in table:
+        table["order"] = table["order"].where(table["mode"] == "ffr", "")
+    if "recipe" in table:
+        table["recipe"] = table["recipe"].where(table["mode"].isin(["asb", "ffr"]), "")
+    return table
 
 
 def sweep_command(
