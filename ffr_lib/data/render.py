@@ -21,9 +21,14 @@ import numpy as np
 
 SHAPES = ("circle", "square", "triangle", "cross")
 SCENES = ("sand", "lake", "indoor", "forest")
-AREA_FRACTION = 0.12  # mean shape area as a share of the image
+AREA_FRACTION = 0.12  # default mean shape area as a share of the image (WorldConfig.shape_area)
 SCALE_RANGE = (0.75, 1.25)  # area factor, uniform
-MARGIN_FRACTION = 0.34  # centres stay this far from the border (largest shape's extent)
+EXTENT = 0.877  # largest centre-to-corner distance of the shapes per sqrt(area) (the triangle's)
+
+
+def margin_px(size: int, area_fraction: float) -> float:
+    """Centres stay this far from the border: the largest shape's extent plus 1 px."""
+    return EXTENT * np.sqrt(area_fraction * SCALE_RANGE[1]) * size + 1.0
 
 # base colours of the scenes (RGB in [0, 1])
 SCENE_COLOURS = {
@@ -206,17 +211,17 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def shapes(
-    names: list[str], d: Draws, size: int, style: Style
+    names: list[str], d: Draws, size: int, style: Style, area_fraction: float = AREA_FRACTION
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coverage (n, H, W) in [0, 1], inner two-tone coverage (n, H, W) and colour (n, 3)."""
     n = len(names)
     coords = np.arange(size) + 0.5
     gy, gx = np.meshgrid(coords, coords, indexing="ij")
-    margin = MARGIN_FRACTION * size
+    margin = margin_px(size, area_fraction)
     cx = margin + d.cx * (size - 2 * margin)
     cy = margin + d.cy * (size - 2 * margin)
     lo, hi = SCALE_RANGE
-    area = AREA_FRACTION * size * size * (lo + d.scale * (hi - lo)) * np.exp(style.scale_shift)
+    area = area_fraction * size * size * (lo + d.scale * (hi - lo)) * np.exp(style.scale_shift)
     angle = 2 * np.pi * d.angle * (1.0 - style.rotation_bias)
     submode = np.where(d.u_submode < style.drop_submode, 0, d.submode)
     dx, dy = gx[None] - cx[:, None, None], gy[None] - cy[:, None, None]
@@ -280,6 +285,7 @@ def render(
     style: Style = Style(),
     artifacts: Artifacts = Artifacts(),
     camera: Camera = Camera(),
+    area_fraction: float = AREA_FRACTION,
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (n, 3, H, W) and bool shape masks (n, H, W) of one batch.
 
@@ -292,7 +298,7 @@ def render(
     for kind in set(scene_names):
         sel = np.flatnonzero(scenes_arr == kind)
         light[sel] = scene(kind, d, sel, size, style)
-    cover, inner, colour = shapes(list(shape_names), d, size, style)
+    cover, inner, colour = shapes(list(shape_names), d, size, style, area_fraction)
     tint = 0.55 * colour + 0.45  # the two-tone core: the colour mixed with white
     fill = colour[:, :, None, None] * (1 - inner[:, None]) + tint[:, :, None, None] * inner[:, None]
     light = light * (1 - cover[:, None]) + fill * cover[:, None]

@@ -51,9 +51,10 @@ class WorldConfig:
 
     layout: str = "binary"  # 'binary' or 'animals'
     size: int = 32  # image side in px (32 default, 64 optional)
+    shape_area: float = 0.12  # mean shape area as a share of the image
     seed: int = 0  # world seed: every image is a function of (seed, split, index)
     train_majority: int = 5000  # pool: majority samples per class
-    train_minority: int = 1000  # pool: samples per minority (class, scene) group
+    train_minority: int = 2500  # pool: per minority (class, scene) group (a 2,500-per-group balanced set)
     val_majority: int = 500  # validation pool: majority per class
     val_minority: int = 100  # validation pool: per minority group (biased later, >= 10 kept)
     test_per_group: int = 300  # balanced test set: per (class, scene) group
@@ -130,6 +131,7 @@ def render_labelled(
             style=style,
             artifacts=artifacts,
             camera=camera,
+            area_fraction=config.shape_area,
         )
     return images, masks
 

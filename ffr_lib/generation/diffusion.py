@@ -315,7 +315,7 @@ class ConditionalDiffusion(nn.Module):
 # -- scenes of generated images ------------------------------------------------------------------
 def border_colour(images: torch.Tensor | np.ndarray, width: int = 2) -> np.ndarray:
     """float (n, 3) per-channel median of the outer `width`-px ring, in [0, 1]. The world keeps
-    shapes away from the border (MARGIN_FRACTION), so the ring is background."""
+    shapes away from the border (render.margin_px), so the ring is background."""
     x = np.asarray(images, dtype=np.float32) / 255.0  # (n, 3, H, W)
     ring = np.ones(x.shape[-2:], dtype=bool)
     ring[width:-width, width:-width] = False
