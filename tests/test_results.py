@@ -110,3 +110,34 @@ def test_store_roundtrip_and_index(tmp_path):
         store.get("nothere")
     with pytest.raises(ValueError, match="needs its 'hash'"):
         store.write({"config": {}})
+
+
+def _record(config, val_wa, test_wa):
+    c = config.canonical()
+    return {"hash": c.hash, "config": c.to_dict(), "status": "ok",
+            "val": {"wa": val_wa, "ba": val_wa, "wca": val_wa, "groups": {}},
+            "test": {"wa": test_wa, "ba": test_wa, "groups": {}}}
+
+
+def test_stage1_lr_is_chosen_first_on_the_stage1_runs():
+    from dataclasses import replace
+
+    from ffr_lib.training.config import RunConfig
+
+    ffr = RunConfig(mode="ffr", lr=1e-5, epochs=5, pre_epochs=10)
+    records = []
+    for seed in (0, 1):
+        # stage-1 runs: pre_lr 1e-3 is better on validation
+        records.append(_record(replace(ffr, pre_lr=1e-3, seed=seed).prefix(), 0.8, 0.5))
+        records.append(_record(replace(ffr, pre_lr=1e-4, seed=seed).prefix(), 0.5, 0.5))
+        # two-stage runs: after stage 2, pre_lr 1e-4 happens to look better
+        records.append(_record(replace(ffr, pre_lr=1e-3, seed=seed), 0.7, 0.6))
+        records.append(_record(replace(ffr, pre_lr=1e-4, seed=seed), 0.9, 0.6))
+    chosen = select(records_frame(records), "val_worst_group")
+    two_stage = chosen[chosen["order"] == "1-2"]
+    assert two_stage["pre_lr"].unique().tolist() == [1e-3] and len(two_stage) == 2
+    stage1 = chosen[chosen["order"] == "1"]
+    assert stage1["lr"].unique().tolist() == [1e-3]
+    # without the stage-1 records the choice is joint
+    joint = select(records_frame([r for r in records if r["config"]["order"] == "1-2"]), "val_worst_group")
+    assert joint["pre_lr"].unique().tolist() == [1e-4]
