@@ -41,7 +41,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The checkout's commit (with '+dirty' when the tree has changes), or 'unknown'."""
+    """The checkout's commit (with '+dirty' when the tree has changes), or 'unknown'.
+
+    $FFR_COMMIT overrides it: a copy of the tree without .git (a remote GPU job) says which
+    commit it was made from.
+    """
+    if os.environ.get("FFR_COMMIT"):
+        return os.environ["FFR_COMMIT"]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True

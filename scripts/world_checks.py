@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +20,7 @@ from ffr_lib.analysis.world_checks import CheckConfig, calibration, knob_figure,
 from ffr_lib.data.world import WorldConfig
 from ffr_lib.io import save_figure, save_table
 
-FINGERPRINTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0)
+FINGERPRINTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
 FIDELITIES = (0.0, 0.25, 0.5, 1.0)
 
 
@@ -34,11 +34,24 @@ def main() -> None:
     p.add_argument("--per-group", type=int, default=2500)
     p.add_argument("--fingerprints", type=float, nargs="+", default=FINGERPRINTS)
     p.add_argument("--fidelities", type=float, nargs="+", default=FIDELITIES)
+    p.add_argument("--detector-per-group", type=int, default=1000)
+    p.add_argument("--knob-epochs", type=int, default=10, help="epochs of the knob grid's trainings")
     p.add_argument("--out", type=Path, default=Path("figures"))
+    p.add_argument("--merge", type=Path, nargs="+", help="only merge knob tables (CSV) of parallel parts")
     args = p.parse_args()
-    cfg = CheckConfig(epochs=args.epochs, per_group=args.per_group, device=args.device)
+    cfg = CheckConfig(epochs=args.epochs, per_group=args.per_group, device=args.device,
+                      detector_per_group=args.detector_per_group)
     meta = {"check": asdict(cfg), "made_by": "scripts/world_checks.py", "device_name":
             torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"}
+    if args.merge:
+        table = pd.concat([pd.read_csv(f) for f in args.merge], ignore_index=True)
+        table = table.sort_values(["fidelity", "fingerprint"], ignore_index=True)
+        knob_meta = {**meta, "check": asdict(replace(cfg, epochs=args.knob_epochs)), "world": WorldConfig(layout=args.knob_layout),
+                     "merged_from": [str(f) for f in args.merge]}
+        save_table(table, "world_knobs", knob_meta, args.out)
+        save_figure(knob_figure(table), "world_knobs", knob_meta, args.out)
+        print(table.to_string(index=False))
+        return
     if "calibration" in args.what:
         t0 = time.perf_counter()
         table = pd.concat([calibration(WorldConfig(layout=lay), cfg) for lay in args.layout], ignore_index=True)
@@ -47,6 +60,8 @@ def main() -> None:
     if "knobs" in args.what:
         t0 = time.perf_counter()
         world = WorldConfig(layout=args.knob_layout)
+        cfg = replace(cfg, epochs=args.knob_epochs)
+        meta = {**meta, "check": asdict(cfg)}
         table = knob_grid(world, args.fingerprints, args.fidelities, cfg)
         meta = {**meta, "world": world, "fingerprints": args.fingerprints, "fidelities": args.fidelities}
         save_table(table, "world_knobs", meta, args.out)

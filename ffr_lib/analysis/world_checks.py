@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,12 @@ from ..training.loop import evaluate, train_stage
 from ..training.models import build_model
 
 
+@lru_cache(maxsize=2)
+def _world(world: WorldConfig):
+    """The world's splits, rendered once per process (every check of a grid shares them)."""
+    return load_shapes(world, progress=False)
+
+
 @dataclass(frozen=True)
 class CheckConfig:
     """Training settings of the checks (the world's own: a small CNN from scratch)."""
@@ -39,6 +46,7 @@ class CheckConfig:
     epochs: int = 20  # epochs; the best by validation WA is kept
     batch_size: int = 128
     per_group: int = 2500  # balanced sets: images per (y, b) group (capped by the pool)
+    detector_per_group: int = 1000  # real-vs-synthetic detector: training images per group and source
     seed: int = 0
     device: str = "cpu"
 
@@ -74,7 +82,7 @@ def _fit(train: GroupedImages, val: GroupedImages, test: GroupedImages, n_classe
 
 def calibration(world: WorldConfig, cfg: CheckConfig = CheckConfig(), ratio: float = 0.99) -> pd.DataFrame:
     """Two rows: ERM on balanced real data, and ERM on the `ratio`-biased real split."""
-    splits = load_shapes(world, progress=False)
+    splits = _world(world)
     n_classes = len(world.spec.class_names)
     rows = []
     train = balanced_subset(splits.train, cfg.per_group, cfg.seed)
@@ -99,9 +107,10 @@ def as_source_task(real: GroupedImages, synthetic: GroupedImages) -> GroupedImag
 
 def detector_accuracy(world: WorldConfig, generator: ProceduralGenerator, cfg: CheckConfig) -> float:
     """Held-out accuracy of a small CNN telling real from synthetic images (chance 0.5)."""
-    splits = load_shapes(world, progress=False)
+    splits = _world(world)
     real = {}
-    for split, per_group in (("train", cfg.per_group), ("val", cfg.per_group // 4), ("test", cfg.per_group // 4)):
+    n = cfg.detector_per_group
+    for split, per_group in (("train", n), ("val", n // 4), ("test", n // 4)):
         pool = splits.train if split == "train" else splits.val if split == "val" else splits.test
         real[split] = balanced_subset(pool, per_group, cfg.seed)
     start = 0
@@ -121,7 +130,7 @@ def detector_accuracy(world: WorldConfig, generator: ProceduralGenerator, cfg: C
 
 def transfer(world: WorldConfig, generator: ProceduralGenerator, cfg: CheckConfig) -> dict:
     """ERM on balanced synthetic data only; real-test metrics (selected on balanced real val)."""
-    splits = load_shapes(world, progress=False)
+    splits = _world(world)
     labels = balanced_subset(splits.train, cfg.per_group, cfg.seed)
     syn = generator.generate(labels.y.numpy(), labels.b.numpy(), seed=cfg.seed + 1000)
     val = balanced_subset(splits.val, VAL_FLOOR * 10, cfg.seed)
