@@ -75,7 +75,8 @@ def parser() -> argparse.ArgumentParser:
     for f in fields(TrainConfig):
         if f.name == "flip":
             continue
-        kind = float if f.name in ("lr", "weight_decay", "ema_decay", "grad_clip", "max_minutes") else int
+        kind = (float if f.name in ("lr", "weight_decay", "ema_decay", "grad_clip", "max_minutes")
+                else str if f.name == "init" else int)
         p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
     p.add_argument("--no-flip", action="store_true", help="no random horizontal flips")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
@@ -84,6 +85,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-per-group", type=int, default=64,
                    help="after training: samples per (y, b) group for eval.json (0 = no eval, no grid)")
     p.add_argument("--eval-steps", type=int, default=25, help="DDIM steps of the eval samples and the grid")
+    p.add_argument("--eval-guidance", type=float, nargs="+", default=[1.0],
+                   help="classifier-free guidance values to evaluate (eval-<w>.json each; eval.json is the first)")
     return p
 
 
@@ -111,9 +114,17 @@ def main(argv: list[str] | None = None) -> int:
 
         from PIL import Image
 
-        report = evaluate(model, per_group=args.eval_per_group, per_class=4 * args.eval_per_group, steps=args.eval_steps,
-                          batch=min(256, 4 * args.eval_per_group))
-        atomic_write_text(args.out / "eval.json", json.dumps(report, indent=2) + "\n")
+        for k, w in enumerate(args.eval_guidance):
+            report = evaluate(model, per_group=args.eval_per_group, per_class=4 * args.eval_per_group,
+                              steps=args.eval_steps, batch=min(256, 4 * args.eval_per_group), guidance=w)
+            report["guidance"] = w
+            atomic_write_text(args.out / f"eval-{w:g}.json", json.dumps(report, indent=2) + "\n")
+            if k == 0:
+                first = report
+                atomic_write_text(args.out / "eval.json", json.dumps(report, indent=2) + "\n")
+            print(f"guidance {w:g}: scene read back {report['scene_agreement']:.3f}, class-only on majority "
+                  f"{report['class_only_majority_share']:.3f}", flush=True)
+        report = first
         buf = io.BytesIO()
         Image.fromarray(sample_grid(model, steps=args.eval_steps)).save(buf, format="PNG")
         atomic_write_bytes(args.out / "samples.png", buf.getvalue())

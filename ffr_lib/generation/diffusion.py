@@ -85,6 +85,7 @@ class TrainConfig:
     log_every: int = 100  # steps between log rows
     save_every: int = 5000  # steps between checkpoints (0 = only at the end)
     max_minutes: float | None = None  # stop early (and save) after this wall time
+    init: str | None = None  # start from this checkpoint's weights (continue a training run)
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch", "log_every"):
@@ -348,7 +349,8 @@ def majority_share(data: GroupedImages) -> float:
 
 
 def evaluate(
-    model: ConditionalDiffusion, per_group: int = 64, per_class: int = 256, seed: int = 0, steps: int = 25, batch: int = 64
+    model: ConditionalDiffusion, per_group: int = 64, per_class: int = 256, seed: int = 0, steps: int = 25,
+    batch: int = 64, guidance: float = 1.0,
 ) -> dict:
     """Sanity numbers of a trained model, from its own samples: how often the scene read back
     (`classify_background`) from (y, b) requests equals the requested b (does it obey the scene
@@ -358,7 +360,7 @@ def evaluate(
     groups = spec.groups()
     y = np.repeat([g[0] for g in groups], per_group)
     b = np.repeat([g[1] for g in groups], per_group)
-    asked = model.sample(y, b, seed, steps=steps, batch=batch)
+    asked = model.sample(y, b, seed, steps=steps, batch=batch, guidance=guidance)
     read = classify_background(asked.images, model.world, y)
     yc = np.repeat(np.arange(len(spec.class_names)), per_class)
     free = model.sample(yc, None, seed + 1, steps=steps, batch=batch, start=len(y))
@@ -431,6 +433,8 @@ def train(
     images, y, b = web.images.to(dev), web.y.to(dev), web.b.to(dev)
     t_render = time.perf_counter() - t_render
     model = ConditionalDiffusion(world, config).to(dev)
+    if run.init is not None:  # continue: the earlier run's (EMA) weights, a fresh optimiser
+        model.unet.load_state_dict(ConditionalDiffusion.load(run.init, dev).unet.state_dict())
     ema = copy.deepcopy(model.unet).requires_grad_(False)
     params = [p for p in model.unet.parameters() if p.requires_grad]
     ema_params = list(ema.parameters())
