@@ -9,6 +9,7 @@ The numbers go into docs/world.md.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -43,11 +44,13 @@ def main() -> None:
                       detector_per_group=args.detector_per_group)
     meta = {"check": asdict(cfg), "made_by": "scripts/world_checks.py", "device_name":
             torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"}
-    if args.merge:
+    if args.merge:  # parts computed elsewhere (a GPU job): keep each part's own sidecar
         table = pd.concat([pd.read_csv(f) for f in args.merge], ignore_index=True)
+        table = table.drop_duplicates(["layout", "fingerprint", "fidelity", "seed"], keep="last")
         table = table.sort_values(["fidelity", "fingerprint"], ignore_index=True)
-        knob_meta = {**meta, "check": asdict(replace(cfg, epochs=args.knob_epochs)), "world": WorldConfig(layout=args.knob_layout),
-                     "merged_from": [str(f) for f in args.merge]}
+        parts = [json.loads(f.with_suffix(".json").read_text()) if f.with_suffix(".json").exists() else None
+                 for f in args.merge]
+        knob_meta = {"made_by": "scripts/world_checks.py --merge", "parts": parts}
         save_table(table, "world_knobs", knob_meta, args.out)
         save_figure(knob_figure(table), "world_knobs", knob_meta, args.out)
         print(table.to_string(index=False))

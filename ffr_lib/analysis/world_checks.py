@@ -172,7 +172,8 @@ def knob_figure(table: pd.DataFrame):
         ax.set_title(title, fontsize=9)
         for i in range(pivot.shape[0]):
             for j in range(pivot.shape[1]):
-                ax.text(j, i, f"{pivot.values[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
+                if np.isfinite(pivot.values[i, j]):
+                    ax.text(j, i, f"{pivot.values[i, j]:.2f}", ha="center", va="center", fontsize=6, color="w")
         fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()
     return fig
