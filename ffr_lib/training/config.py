@@ -48,6 +48,7 @@ class RunConfig:
     recipe: str = "balanced"  # synthetic counts for ASB/FFR: balanced | biased | agnostic | scaled
     scale: float = 1.0  # recipe 'scaled': synthetic total as a multiple of the real set's size
     dro_step: float = 0.01  # GroupDRO step size of the exponentiated-gradient group weights
+    corruption: int = 0  # ECCV table 4: severity 0-5 of pixelate+defocus+noise on every synthetic image
 
     def __post_init__(self) -> None:
         if self.mode not in MODE_NAMES:
@@ -61,6 +62,8 @@ class RunConfig:
         for name in ("lr", "weight_decay", "dro_step"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RunConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.corruption not in range(6):
+            raise ValueError(f"RunConfig.corruption must be a severity in 0..5, got {self.corruption!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"RunConfig.epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         # one order for the loader options, so that equal options hash equally
@@ -88,7 +91,8 @@ class RunConfig:
             c = replace(c, order=default.order)
         if not c.uses_synthetic:
             c = replace(
-                c, generator=default.generator, fingerprint=0.0, fidelity=0.0, recipe=default.recipe, scale=1.0
+                c, generator=default.generator, fingerprint=0.0, fidelity=0.0, recipe=default.recipe, scale=1.0,
+                corruption=0,
             )
         elif c.generator != "procedural":
             c = replace(c, fingerprint=0.0, fidelity=0.0)
@@ -150,8 +154,13 @@ class RunConfig:
 
     # -- identity ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """Plain values; fields added after records existed (ADDED_FIELDS) are left out at their
+        default, so older configs keep their hash and record."""
         d = asdict(self)
         d["data"] = [list(p) for p in self.data]
+        for name, default in ADDED_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
@@ -187,5 +196,7 @@ class RunConfig:
 
 
 SMALL_MODELS = ("resnet-small", "vit-small")
+# fields added after stores of records existed -> their default (left out of to_dict and the hash there)
+ADDED_FIELDS = {"corruption": 0}
 # hyperparameters chosen per cell by model selection (the rest of the config is the cell)
 TUNED = ("lr", "freeze_bn", "pre_lr", "weight_decay")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -24,6 +24,7 @@ import torch
 from ..data.grouped import DatasetSplits, GroupedImages
 from ..data.registry import load_dataset
 from ..data.splits import VAL_FLOOR, make_biased
+from ..generation.corruptions import corrupt
 from ..generation.procedural import ProceduralGenerator, labels_for
 from ..generation.recipes import Recipe, synthetic_counts, usb_counts
 from ..metrics import proportions
@@ -96,7 +97,20 @@ def _procedural(
 @lru_cache(maxsize=16)
 def _synthetic_cached(config: RunConfig, counts: tuple, seed: int, start: int, agnostic: bool, root: str | None):
     splits = dataset_splits(config.dataset, config.data, root)
-    return SYNTHETIC_SOURCES[config.generator](config, splits, np.array(counts, dtype=np.int64), seed, start, agnostic)
+    data = SYNTHETIC_SOURCES[config.generator](config, splits, np.array(counts, dtype=np.int64), seed, start, agnostic)
+    return corrupted(data, config.corruption, seed, start)
+
+
+def corrupted(data: GroupedImages, severity: int, seed: int, start: int = 0) -> GroupedImages:
+    """`data` with ECCV table 4's corruption chain at `severity` on every image (0: unchanged);
+    image i's noise is seeded by (seed, start + i), as `ffr generate` seeds it."""
+    if severity == 0 or len(data) == 0:
+        return data
+    hwc = data.images.permute(0, 2, 3, 1).numpy()
+    out = np.stack([corrupt(np.ascontiguousarray(img), severity, np.random.SeedSequence([int(seed), start + i, 0xC0]))
+                    for i, img in enumerate(hwc)])
+    return replace(data, images=torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(),
+                    info={**data.info, "corruption": severity})
 
 
 def synthetic_set(config: RunConfig, counts: np.ndarray, start: int = 0, agnostic: bool = False) -> GroupedImages:
@@ -114,6 +128,7 @@ def generator_key(config: RunConfig) -> RunConfig:
         generator=config.generator,
         fingerprint=config.fingerprint,
         fidelity=config.fidelity,
+        corruption=config.corruption,
     )
 
 

@@ -9,6 +9,9 @@
 - paper-real: the authors' grid on CelebA-HQ, UTK-Face and SpuCo Animals: ResNet-50 at 224 px
   from ImageNet weights, lr {1e-4 .. 1e-7}, FFR stage 2 down to 1e-9 with and without frozen
   BN, 50 epochs (their code; the paper says 20), weight decay 1e-5, synthetic sets from disk.
+- quick-ablations / paper-ablations: notebook 03's ablations (ECCV tables 1, 2, 4, 5, 8, ICLR
+  figure 5 and our regime map over the generator's knobs) on a tiny world on a CPU, and at the
+  paper's scale (3 seeds) for a GPU job.
 The world's lr grid is its own (a small CNN from scratch at 32 px needs ~1e-3); the lead
 calibrates the world and its grids (docs/world.md).
 """
@@ -130,6 +133,62 @@ def _paper_real() -> tuple[Grid, ...]:
 
 
 _register(Profile("paper-real", "the authors' grid on the real datasets (ResNet-50, 224 px; GPUs)", _paper_real()))
+
+
+# -- FFR ablations (notebook 03): ECCV tables 1, 2, 4, 5, 8, ICLR figure 5 and our regime map -------
+ABLATION_WORLD = (("train_majority", 200), ("train_minority", 40), ("val_majority", 60), ("val_minority", 12),
+                  ("test_per_group", 50))
+
+
+def _ablations(base: RunConfig, dataset: str, ratios: tuple, seeds: tuple, lrs: tuple, ffr_lrs: tuple,
+               scales: tuple, scale_ratios: tuple, regime: tuple, regime_ratios: tuple,
+               stage_order_dataset: str | None = None) -> tuple[Grid, ...]:
+    """Every ablation of notebook 03 over one base: baselines (None/USB/ASB/FFR/stage 1 with ERM),
+    stage orders, biased and class-only pretraining sets, corrupted synthetic images (severity 5),
+    the synthetic set scaled to `scales` x the real set (ASB, FFR), a small ViT beside the small
+    ResNet, and the regime map: USB/ASB/FFR/stage 1 over `regime` = (fingerprints, fidelities)."""
+    on = {"dataset": (dataset,), "ratio": ratios, "seed": seeds}
+    one_stage = ("none", "usb", "asb")
+    orders = (stage_order_dataset or dataset,)
+    return (
+        grid(base, **on, mode=one_stage, lr=lrs, model=("resnet-small", "vit-small")),
+        grid(replace(base, mode="ffr"), **on, lr=ffr_lrs, model=("resnet-small", "vit-small")),
+        grid(replace(base, mode="ffr", order="1"), **on, model=("resnet-small", "vit-small")),
+        # ECCV table 1: stage 2 alone is None; on `stage_order_dataset` with its own baselines
+        grid(replace(base, mode="ffr"), dataset=orders, ratio=ratios, seed=seeds, order=("1-2", "2-1"), lr=ffr_lrs),
+        grid(base, dataset=orders, ratio=ratios, seed=seeds, mode=("none",), lr=lrs),
+        grid(replace(base, mode="ffr", order="1"), dataset=orders, ratio=ratios, seed=seeds),
+        grid(replace(base, mode="ffr"), **on, recipe=("biased", "agnostic"), lr=ffr_lrs),
+        grid(base, **on, mode=("usb", "asb"), corruption=(5,), lr=lrs),
+        grid(replace(base, mode="ffr"), **on, corruption=(5,), lr=ffr_lrs),
+        grid(base, dataset=(dataset,), ratio=scale_ratios, seed=seeds, mode=("asb",), recipe=("scaled",),
+             scale=scales, lr=lrs),
+        grid(replace(base, mode="ffr"), dataset=(dataset,), ratio=scale_ratios, seed=seeds, recipe=("scaled",),
+             scale=scales, lr=ffr_lrs),
+        grid(base, dataset=(dataset,), ratio=regime_ratios, seed=seeds, mode=("usb", "asb"), lr=lrs,
+             fingerprint=regime[0], fidelity=regime[1]),
+        grid(replace(base, mode="ffr"), dataset=(dataset,), ratio=regime_ratios, seed=seeds, lr=ffr_lrs,
+             order=("1-2", "1"), fingerprint=regime[0], fidelity=regime[1]),
+    )
+
+
+_register(Profile(
+    "quick-ablations",
+    "minutes on a CPU: every FFR ablation and a 3 x 3 regime map on a tiny world (4 epochs, width 8, one seed)",
+    _ablations(RunConfig(data=ABLATION_WORLD, epochs=4, width=8, batch_size=64, lr=1e-3, pre_lr=1e-3, **SD_LIKE),
+               "shapes-binary", ratios=(0.99,), seeds=(0,), lrs=(1e-3,), ffr_lrs=(1e-3,), scales=(1.0, 3.0),
+               scale_ratios=(0.99,), regime=((0.0, 0.3, 1.0), (0.0, 0.75, 1.0)), regime_ratios=(0.99, 0.999)),
+))
+
+_register(Profile(
+    "paper-ablations",
+    "notebook 03 at the paper's scale (a GPU job): 3 seeds, five ratios, scaling to 6x, a 4 x 5 regime map",
+    _ablations(RunConfig(epochs=20, width=32, pre_lr=1e-3, **SD_LIKE), "shapes-binary", ratios=PAPER_RATIOS,
+               seeds=(0, 1, 2), lrs=(1e-3, 3e-4), ffr_lrs=(1e-3, 1e-4, 1e-5), scales=(1.0, 2.0, 3.0, 4.0, 5.0, 6.0),
+               scale_ratios=(0.99,), regime=((0.0, 0.1, 0.3, 1.0), (0.0, 0.25, 0.5, 0.75, 1.0)),
+               regime_ratios=(0.99, 0.999),
+               stage_order_dataset="shapes-animals"),
+))
 
 
 def get_profile(name: str) -> Profile:
