@@ -1,0 +1,200 @@
+"""Notebook 03, FFR ablations on the embedded world: ECCV tables 1 (stage order), 2
+(pretraining distribution), 3 (real vs synthetic test), 4 (corrupted synthetic images), 5
+(prompts), 8 (a small ViT), ICLR figure 5 (scaling the synthetic set), our regime map over the
+generator's knobs, and claims 2, 3, 4 and 7. Every row of a table is restricted to the datasets
+and ratios where the table's own ablation ran (common.scope), so rows compare like with like."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import ListedColormap
+
+from ..claims import RULE, claims_03, judge
+from ..paper_numbers import paper_table
+from ..tables import MODE_SPECS, STAGE1, Results, arm, mode_arms, summarise
+from .common import BUILDERS, Artifact, heat_map, line_panel, paper_bars, save, scope, sidecar
+
+M = mode_arms("erm")
+FFR = M["FFR"]
+KNOBS_FILE = Path("figures") / "world_knobs.csv"
+
+
+def _table(results: Results, out: str | Path, meta: Mapping, name: str, arms: dict, key: dict, paper: str | None,
+           by: tuple = (), metrics: tuple = ("test_wa", "test_ba")) -> Artifact:
+    """A table of `arms` restricted to where arm `key` ran, with the paper's table beside it."""
+    where = scope(results, key)
+    table = summarise(results, arms, metrics=metrics, by=by, where=where)
+    paper_df = paper_table(paper) if paper else None
+    fig = None
+    if paper_df is not None and len(table):
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 0.5 + 0.45 * max(len(table), len(paper_df))))
+        ours = table.assign(label=table["row"] + (" " + table[by[0]].astype(str) if by else ""))
+        ours = ours.assign(wa=ours.get("test_wa_mean", np.nan) * 100, ba=ours.get("test_ba_mean", np.nan) * 100)
+        paper_bars(ax1, ours.fillna(0), "label", f"ours ({results.profile}): WA / BA")
+        paper_bars(ax2, paper_df.assign(label=paper_df["row"] + (" sev " + paper_df["severity"].astype(str)
+                                                                   if "severity" in paper_df else "")),
+                   "label", f"{paper_df['source'][0]}, {paper_df['dataset'][0]}")
+        fig.tight_layout()
+    art = Artifact(name, table, paper_df, fig)
+    return save(art, out, sidecar(results, arms, meta, where, paper_numbers=paper))
+
+
+@BUILDERS.register("eccv_table1_stage_order")
+def stage_order(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    arms = {"stage 1 only": arm(STAGE1), "stage 2 only": M["None"], "2 then 1": arm(FFR, order="2-1"),
+            "1 then 2 (FFR)": FFR}
+    return _table(results, out, meta, "eccv_table1_stage_order", arms, arms["2 then 1"], "eccv_table1")
+
+
+@BUILDERS.register("eccv_table2_pretraining")
+def pretraining(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    arms = {"no synthetic": M["None"], "FFR biased pretraining": arm(FFR, recipe="biased"),
+            "FFR balanced pretraining": FFR}
+    return _table(results, out, meta, "eccv_table2_pretraining", arms, arms["FFR biased pretraining"], "eccv_table2")
+
+
+@BUILDERS.register("eccv_table3_synthetic_test")
+def synthetic_test(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    arms = {k: M[k] for k in ("USB", "ASB", "FFR")}
+    return _table(results, out, meta, "eccv_table3_synthetic_test", arms, FFR, "eccv_table3",
+                  metrics=("test_wa", "test_ba", "synth_wa", "synth_ba"))
+
+
+@BUILDERS.register("eccv_table4_corruption")
+def corruption(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    arms = {k: arm(M[k], corruption=None) for k in ("USB", "ASB", "FFR")}
+    return _table(results, out, meta, "eccv_table4_corruption", arms, arm(FFR, corruption=5), "eccv_table4",
+                  by=("corruption",))
+
+
+@BUILDERS.register("eccv_table5_prompts")
+def prompts(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    arms = {"ERM (no synthetic)": M["None"], "FFR, A photo of {class}": arm(FFR, recipe="agnostic"),
+            "FFR, A photo of {bias} {class}": FFR}
+    return _table(results, out, meta, "eccv_table5_prompts", arms, arms["FFR, A photo of {class}"], "eccv_table5")
+
+
+@BUILDERS.register("eccv_table8_vit")
+def vit(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    arms = {k: arm(v, model=None) for k, v in M.items()}
+    return _table(results, out, meta, "eccv_table8_vit", arms, arm(FFR, model="vit-small"), "eccv_table8",
+                  by=("model",))
+
+
+@BUILDERS.register("iclr_figure5_scaling")
+def scaling(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    """WA and BA of ASB and FFR with the synthetic set at `scale` x the real set (recipe
+    'scaled'); USB (its size is fixed) and the default-size ASB/FFR as reference rows."""
+    arms = {"ASB": arm(M["ASB"], recipe="scaled", scale=None), "FFR": arm(FFR, recipe="scaled", scale=None)}
+    where = scope(results, arms["FFR"])
+    table = summarise(results, arms, by=("scale",), where=where)
+    refs = summarise(results, {"USB (fixed size)": M["USB"], "ASB (USB's total)": M["ASB"],
+                               "FFR (USB's total)": FFR}, where=where)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, metric in zip(axes, ("test_wa", "test_ba")):
+        line_panel(ax, table, "scale", metric, list(arms))
+        for (_, r), color in zip(refs[refs["n"] > 0].iterrows(), ("tab:green", "tab:orange", "tab:red")):
+            ax.axhline(r[f"{metric}_mean"], ls=":", color=color, label=r["row"])
+        ax.set_xlabel("synthetic images / real images")
+        ax.set_title(f"ours ({results.profile}): {metric[5:].upper()}", fontsize=8)
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    both = pd.concat([table, refs], ignore_index=True)
+    art = Artifact("iclr_figure5_scaling", both, None, fig)
+    return save(art, out, sidecar(results, {**arms, "USB": M["USB"], "ASB0": M["ASB"], "FFR0": FFR}, meta, where,
+                                  paper_numbers="none: the ICLR figure's numbers are not in the text"))
+
+
+REGIME = {"USB": M["USB"], "ASB": M["ASB"], "FFR": FFR, "FFR stage 1": arm(STAGE1)}
+SHORT = {"USB": "USB", "ASB": "ASB", "FFR": "FFR", "FFR stage 1": "S1"}
+
+
+def _best_code(best: str) -> float:
+    """Colour index of a 'best' cell: the arm's position in REGIME, len(REGIME) for a tie."""
+    names = best.split(" = ") if best else []
+    return np.nan if not names else float(list(REGIME).index(names[0])) if len(names) == 1 else float(len(REGIME))
+
+
+def regime_table(results: Results, knobs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (ratio, fingerprint, fidelity): WA and BA of USB, ASB, FFR and FFR's stage 1,
+    the best of the four by WA, FFR's WA minus each other's, and (from the knob grid, when
+    given) the real-vs-synthetic detector's accuracy and the synthetic-only transfer WA."""
+    arms = {k: {f: v for f, v in spec.items() if f not in ("fingerprint", "fidelity")} for k, spec in REGIME.items()}
+    keys = ["ratio", "fingerprint", "fidelity"]
+    long = summarise(results, arms, by=keys)
+    if long.empty:
+        return pd.DataFrame(columns=keys)
+    wide = long.pivot_table(index=keys, columns="row", values=["test_wa_mean", "test_ba_mean", "n"])
+    out = pd.DataFrame(index=wide.index)
+    for k in REGIME:
+        tag = k.lower().replace(" ", "_")
+        out[f"wa_{tag}"] = wide["test_wa_mean"].get(k, np.nan)
+        out[f"ba_{tag}"] = wide["test_ba_mean"].get(k, np.nan)
+        out[f"n_{tag}"] = wide["n"].get(k, 0)
+    was = out[[f"wa_{k.lower().replace(' ', '_')}" for k in REGIME]]
+    out["best"] = [" = ".join(k for k, v in zip(REGIME, row) if np.isfinite(v) and v == np.nanmax(row))
+                   if np.isfinite(row).any() else "" for row in was.to_numpy()]
+    for k in ("usb", "asb", "ffr_stage_1"):
+        out[f"ffr_minus_{k}"] = out["wa_ffr"] - out[f"wa_{k}"]
+    out = out.reset_index()
+    if knobs is not None:
+        k = knobs[knobs["layout"] == "binary"][["fingerprint", "fidelity", "detector_acc", "transfer_wa"]]
+        k = k.rename(columns={"transfer_wa": "knob_grid_transfer_wa"})
+        out = out.merge(k, on=["fingerprint", "fidelity"], how="left")
+    return out
+
+
+@BUILDERS.register("ours_regime_map")
+def regime_map(results: Results, out: str | Path, meta: Mapping, knobs_file: str | Path = KNOBS_FILE) -> Artifact:
+    """Heat maps over (fingerprint, fidelity), a row per ratio: the best of USB/ASB/FFR/stage 1,
+    FFR's WA minus each other's, the detector accuracy (knob grid) and stage 1's own transfer."""
+    knobs = pd.read_csv(knobs_file) if Path(knobs_file).is_file() else None
+    table = regime_table(results, knobs)
+    ratios = sorted(set(table["ratio"])) if len(table) else []
+    panels = [("best", "best WA of the four"), ("ffr_minus_usb", "WA: FFR - USB"), ("ffr_minus_asb", "WA: FFR - ASB"),
+              ("ffr_minus_ffr_stage_1", "WA: FFR - stage 1 alone"), ("wa_ffr_stage_1", "stage 1 alone: real-test WA"),
+              ("detector_acc", "knob grid: detector accuracy"), ("knob_grid_transfer_wa", "knob grid: transfer WA")]
+    fig, axes = plt.subplots(max(len(ratios), 1), len(panels), figsize=(3.2 * len(panels), 2.8 * max(len(ratios), 1)),
+                             squeeze=False)
+    colours = ListedColormap(["tab:green", "tab:orange", "tab:red", "tab:purple", "lightgray"])
+    for i, ratio in enumerate(ratios):
+        part = table[table["ratio"] == ratio]
+        for j, (col, title) in enumerate(panels):
+            ax = axes[i, j]
+            if col == "best":
+                code = part.assign(c=[_best_code(b) for b in part["best"]],
+                                   t=[" = ".join(SHORT[k] for k in b.split(" = ")) if b else "n/a" for b in part["best"]])
+                pivot = code.pivot_table(index="fingerprint", columns="fidelity", values="c", dropna=False)
+                text = code.pivot_table(index="fingerprint", columns="fidelity", values="t", aggfunc="first")
+                heat_map(ax, pivot, f"r={ratio:g}: {title}", 0, len(REGIME), colours,
+                         text=text.reindex_like(pivot).fillna("n/a"), colorbar=False)
+            elif col in part and part[col].notna().any():
+                pivot = part.pivot_table(index="fingerprint", columns="fidelity", values=col, dropna=False)
+                signed = col.startswith("ffr_minus")
+                heat_map(ax, pivot, f"r={ratio:g}: {title}", -1 if signed else 0, 1, "RdBu" if signed else "viridis",
+                         fmt="{:+.2f}" if signed else "{:.2f}")
+            else:
+                ax.set_axis_off()
+                ax.set_title(f"{title}: not measured", fontsize=8)
+            ax.set_xlabel("fidelity", fontsize=7)
+            ax.set_ylabel("fingerprint", fontsize=7)
+    fig.tight_layout()
+    art = Artifact("ours_regime_map", table, None, fig)
+    return save(art, out, sidecar(results, REGIME, meta, knobs=str(knobs_file) if knobs is not None else None))
+
+
+@BUILDERS.register("claims_03")
+def claims_table_03(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    art = Artifact("claims_03", judge(results, claims_03()))
+    return save(art, out, sidecar(results, None, meta, rule=RULE))
+
+
+NOTEBOOK_03 = ("eccv_table1_stage_order", "eccv_table2_pretraining", "eccv_table3_synthetic_test",
+               "eccv_table4_corruption", "eccv_table5_prompts", "eccv_table8_vit", "iclr_figure5_scaling",
+               "ours_regime_map", "claims_03")
+__all__ = ["MODE_SPECS", "NOTEBOOK_03"]

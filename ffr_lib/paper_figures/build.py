@@ -1,0 +1,85 @@
+"""`ffr figures`: every figure and table of notebooks 02-04, rebuilt from stored results alone.
+
+Notebooks and this command call the same builders with the same arguments, so the CSVs they
+write are byte for byte the same (fixed float format, seeded bootstrap); sidecars differ only in
+the commit. A notebook profile maps each notebook to the sweep profile whose store it reads.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from ..tables import MissingRecords, load_results
+from .ablations import NOTEBOOK_03
+from .common import BUILDERS, Artifact
+from .generation import NOTEBOOK_02
+from .mitigation import NOTEBOOK_04
+
+NOTEBOOK_STEMS = {"02": "02_generation", "03": "03_ffr_ablations", "04": "04_mitigation_combinations"}
+ARTIFACTS = {"02": NOTEBOOK_02, "03": NOTEBOOK_03, "04": NOTEBOOK_04}
+# notebook profile -> notebook -> sweep profile whose store it reads (02 reads none)
+SWEEPS = {"quick": {"03": "quick-ablations", "04": "quick"}, "paper": {"03": "paper-ablations", "04": "paper"}}
+# notebook profile -> builder options (the notebooks' parameters of the same name)
+OPTIONS = {"quick": {"table1_ratio": 0.99}, "paper": {"table1_ratio": 0.999}}
+
+
+def notebook_meta(notebook: str, profile: str) -> dict:
+    """The sidecar fields every artifact of a notebook shares (the same from `ffr figures`)."""
+    return {"made_by": f"notebooks/{NOTEBOOK_STEMS[notebook]}.ipynb (or `ffr figures`)", "profile": profile}
+
+
+def build(name: str, *args, **options) -> list[Artifact]:
+    """Run one builder; always a list (a builder may write several artifacts)."""
+    out = BUILDERS[name](*args, **options)
+    return out if isinstance(out, list) else [out]
+
+
+def build_notebook(notebook: str, profile: str = "quick", results: str | Path = "results",
+                   out: str | Path = "figures", table1_ratio: float | None = None, run_missing: bool = False,
+                   close: bool = True) -> list[Artifact]:
+    """Every artifact of one notebook. 03 and 04 read their sweep profile's store (MissingRecords
+    when runs have no record, unless `run_missing` trains them); 02 needs no store."""
+    import matplotlib.pyplot as plt
+
+    meta = notebook_meta(notebook, profile)
+    arts: list[Artifact] = []
+    if notebook == "02":
+        for name in NOTEBOOK_02:
+            arts += build(name, out, meta)
+    else:
+        res = load_results(SWEEPS[profile][notebook], results, run_missing=run_missing).require()
+        ratio = OPTIONS[profile]["table1_ratio"] if table1_ratio is None else table1_ratio
+        for name in ARTIFACTS[notebook]:
+            arts += build(name, res, out, meta, **({"ratio": ratio} if name == "iclr_table1" else {}))
+    if close:
+        for a in arts:
+            if a.figure is not None:
+                plt.close(a.figure)
+    return arts
+
+
+def build_all(profile: str = "quick", results: str | Path = "results", out: str | Path = "figures",
+              only: Sequence[str] | None = None, stream: TextIO = sys.stdout) -> int:
+    """`ffr figures`: build the notebooks' artifacts; returns 1 if a notebook lacked records."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if profile not in SWEEPS:
+        raise KeyError(f"unknown notebook profile {profile!r}; known: {', '.join(SWEEPS)}")
+    code = 0
+    for nb in only or sorted(ARTIFACTS):
+        nb = nb.zfill(2)
+        if nb not in ARTIFACTS:
+            raise KeyError(f"no artifacts for notebook {nb!r}; known: {', '.join(sorted(ARTIFACTS))}")
+        try:
+            arts = build_notebook(nb, profile, results, out)
+        except MissingRecords as exc:
+            stream.write(f"{NOTEBOOK_STEMS[nb]}: not built: {exc}\n")
+            code = 1
+            continue
+        files = sorted({p.name for a in arts for p in a.paths})
+        stream.write(f"{NOTEBOOK_STEMS[nb]}: {len(files)} files in {out}: {', '.join(files)}\n")
+    return code

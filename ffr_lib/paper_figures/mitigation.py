@@ -1,0 +1,119 @@
+"""Notebook 04, mitigation combinations: ECCV figure 3 (WA, BA against the bias ratio per
+dataset, None/USB/ASB/FFR with ERM), figure 4 (the mode x method grid) and ICLR table 1 (every
+method x mode at one ratio), each beside the paper's numbers; and claims 1 and 6."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..claims import claims_04, judge
+from ..paper_numbers import paper_table
+from ..tables import Results, mode_arms, summarise
+from .common import BUILDERS, Artifact, heat_map, line_panel, save, sidecar
+
+MODES = ("None", "USB", "ASB", "FFR")
+METHODS = {"erm": "ERM", "groupdro": "GroupDRO", "resampling": "Resampling", "dfr": "DFR"}
+PAPER_DATASETS = ("CelebA-HQ", "UTK-Face", "SpuCo Animals")
+
+
+def grid_arms() -> dict[str, dict]:
+    """'<mode>/<method>' -> arm, for every mode x method."""
+    return {f"{mode}/{method}": spec for method in METHODS for mode, spec in mode_arms(method).items()}
+
+
+def _split(table: pd.DataFrame) -> pd.DataFrame:
+    parts = table["row"].str.split("/", expand=True)
+    return table.assign(mode=parts[0], method=parts[1].map(METHODS))
+
+
+@BUILDERS.register("eccv_figure3")
+def eccv_figure3(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    """WA and BA against the bias ratio, a column per dataset, with ERM; FFR's stage 1 alone
+    dashed. Beside it, the paper's 99.9 % ERM points (ICLR table 1: the figure's last ratio)."""
+    arms = mode_arms("erm", stage1=True)
+    table = summarise(results, arms, by=("dataset", "ratio"))
+    paper = paper_table("iclr_table1")
+    paper = paper[paper["method"] == "erm"].reset_index(drop=True)
+    datasets = sorted(set(table["dataset"])) or ["(no runs)"]
+    fig, axes = plt.subplots(2, len(datasets) + 1, figsize=(3.6 * (len(datasets) + 1), 5.6), squeeze=False)
+    styles = {"FFR stage 1 only": {"ls": "--", "color": "gray"}}
+    for j, ds in enumerate(datasets):
+        part = table[table["dataset"] == ds]
+        for i, metric in enumerate(("test_wa", "test_ba")):
+            line_panel(axes[i, j], part, "ratio", metric, list(arms), styles)
+            axes[i, j].set_title(f"ours: {ds}, {metric[5:].upper()}", fontsize=8)
+            axes[i, j].set_xlabel("bias ratio")
+    axes[0, 0].legend(fontsize=6)
+    for i, metric in enumerate(("wa", "ba")):
+        wide = paper.pivot_table(index="mode", columns="dataset", values=metric, sort=False) / 100
+        ax = axes[i, -1]
+        for k, ds in enumerate(wide.columns):
+            ax.bar(np.arange(len(wide)) + 0.27 * (k - 1), wide[ds].to_numpy(), width=0.27, label=ds)
+        ax.set_xticks(range(len(wide)), [m.upper() if m != "none" else "None" for m in wide.index], fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"paper (ICLR) table 1: ERM at 99.9 %, {metric.upper()}", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    art = Artifact("eccv_figure3", table, paper, fig)
+    return save(art, out, sidecar(results, arms, meta, paper_numbers="iclr_table1 (ERM rows)"))
+
+
+@BUILDERS.register("eccv_figure4")
+def eccv_figure4(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    """The mode x method grid of WA and BA, averaged over datasets and ratios per seed, then
+    over seeds; cells without runs read n/a. Beside it: the numbers the paper quotes."""
+    arms = grid_arms()
+    table = _split(summarise(results, arms))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, metric in zip(axes, ("test_wa", "test_ba")):
+        col = f"{metric}_mean"
+        values = table[col] if col in table else pd.Series(np.nan, index=table.index)
+        pivot = table.assign(v=values).pivot_table(index="mode", columns="method", values="v", dropna=False,
+                                                   sort=False).reindex(index=list(MODES), columns=list(METHODS.values()))
+        heat_map(ax, pivot.iloc[::-1], f"ours: {metric[5:].upper()}, mean over datasets and ratios")
+    fig.tight_layout()
+    art = Artifact("eccv_figure4", table, paper_table("eccv_figure4_quotes"), fig)
+    return save(art, out, sidecar(results, arms, meta, paper_numbers="eccv_figure4_quotes"))
+
+
+@BUILDERS.register("iclr_table1")
+def iclr_table1(results: Results, out: str | Path, meta: Mapping, ratio: float = 0.999) -> Artifact:
+    """Every method x mode at `ratio`, a column pair per dataset; beside it ICLR table 1 at 99.9 %."""
+    arms = grid_arms()
+    where = {"ratio": [ratio]}
+    table = _split(summarise(results, arms, by=("dataset",), where=where))
+    table.insert(1, "ratio", ratio)
+    paper = paper_table("iclr_table1")
+    art = Artifact("iclr_table1", table, paper, None)
+    return save(art, out, sidecar(results, arms, meta, where, ratio=ratio, paper_numbers="iclr_table1"))
+
+
+def wide_table1(table: pd.DataFrame) -> pd.DataFrame:
+    """Our table 1 as printed: a row per (method, mode), 'WA/BA' in percent per dataset."""
+    if table.empty or "dataset" not in table:
+        return pd.DataFrame({"note": ["no runs at this ratio"]})
+    shown = table.assign(cell=(table["test_wa_mean"] * 100).map("{:.1f}".format) + "/"
+                         + (table["test_ba_mean"] * 100).map("{:.1f}".format))
+    wide = shown.pivot_table(index=["method", "mode"], columns="dataset", values="cell", aggfunc="first", sort=False)
+    order = [(m, mode) for m in METHODS.values() for mode in MODES]
+    wide = wide.reindex([o for o in order if o in wide.index]).reset_index()
+    wide.columns.name = None
+    return wide
+
+
+@BUILDERS.register("claims_04")
+def claims_table_04(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+    """Claims 1 and 6 judged under claims.RULE."""
+    from ..claims import RULE
+
+    table = judge(results, claims_04())
+    art = Artifact("claims_04", table)
+    return save(art, out, sidecar(results, None, meta, rule=RULE))
+
+
+NOTEBOOK_04 = ("eccv_figure3", "eccv_figure4", "iclr_table1", "claims_04")

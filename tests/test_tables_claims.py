@@ -1,0 +1,184 @@
+"""Arms, per-seed aggregation, the claims rule and the paper's numbers, on hand-made records.
+
+Fixture (by hand): shapes-binary, ratios 0.95 and 0.99, seeds 0, 1, 2, ERM, one lr each.
+Test WA per seed = base + 0.01 * seed (+ 0.10 at ratio 0.99 for FFR only):
+  None 0.20, USB 0.30, ASB 0.40, FFR 0.60, FFR stage 1 alone 0.50; test BA = WA + 0.3.
+So FFR's WA averaged over the two ratios is 0.65 + 0.01 * seed (mean over seeds 0.66), and FFR
+beats USB by 0.30 at 0.95 and 0.40 at 0.99 in every seed.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ffr_lib import claims as C
+from ffr_lib.paper_numbers import iclr_table1_wide, load_numbers, paper_table
+from ffr_lib.results import ResultStore, records_frame
+from ffr_lib.tables import (
+    STAGE1,
+    MissingRecords,
+    arm,
+    arm_rows,
+    import_records,
+    in_arm,
+    load_results,
+    mode_arms,
+    paired,
+    percent,
+    prepare,
+    summarise,
+)
+from ffr_lib.training.config import RunConfig
+from ffr_lib.training.profiles import SD_LIKE, TINY_WORLD, get_profile
+from ffr_lib.training.selection import select
+
+BASE = RunConfig(data=TINY_WORLD, epochs=1, width=8, pre_lr=1e-3, **SD_LIKE)
+WA = {("none", "1-2"): 0.20, ("usb", "1-2"): 0.30, ("asb", "1-2"): 0.40, ("ffr", "1-2"): 0.60, ("ffr", "1"): 0.50}
+
+
+def record(config: RunConfig, wa: float, ba: float | None = None, val: float | None = None) -> dict:
+    c = config.canonical()
+    metrics = {"wa": wa, "ba": wa + 0.3 if ba is None else ba, "avg": wa, "wca": wa, "acc": wa, "groups": {}}
+    return {"hash": c.hash, "config": c.to_dict(), "status": "ok", "test": metrics,
+            "val": {**metrics, "wa": wa if val is None else val}, "test_synthetic": metrics}
+
+
+def fixture_records() -> list[dict]:
+    recs = []
+    for (mode, order), wa in WA.items():
+        for ratio in (0.95, 0.99):
+            for seed in (0, 1, 2):
+                c = replace(BASE, mode=mode, order=order, ratio=ratio, seed=seed)
+                bump = 0.10 if (mode, order) == ("ffr", "1-2") and ratio == 0.99 else 0.0
+                recs.append(record(c, wa + 0.01 * seed + bump))
+    return recs
+
+
+@pytest.fixture
+def selected() -> pd.DataFrame:
+    return prepare(select(records_frame(fixture_records()), "val_worst_group"))
+
+
+def test_arm_membership_is_canonical():
+    none = replace(BASE, mode="none").canonical()
+    assert in_arm(none, {"mode": "none", "fingerprint": 0.3, "recipe": "balanced"})  # None ignores the generator
+    assert in_arm(none, {"mode": "ffr", "order": "2"})  # stage 2 alone is None
+    ffr = replace(BASE, mode="ffr").canonical()
+    assert not in_arm(ffr, STAGE1) and in_arm(replace(ffr, order="1").canonical(), STAGE1)
+    assert not in_arm(ffr, {"fingerprint": 0.0}) and in_arm(ffr, {"fingerprint": 0.3})
+    assert in_arm(replace(ffr, corruption=5).canonical(), arm(mode_arms()["FFR"], corruption=None))
+    assert not in_arm(replace(ffr, corruption=5).canonical(), mode_arms()["FFR"])
+
+
+def test_summarise_averages_ratios_per_seed_then_seeds(selected):
+    table = summarise(selected, mode_arms("erm", stage1=True))
+    ffr = table.set_index("row").loc["FFR"]
+    assert ffr["n"] == 3 and ffr["cells"] == 2 and ffr["ratios"] == "0.95 0.99"
+    assert ffr["test_wa_mean"] == pytest.approx(0.66)
+    assert ffr["test_wa_std"] == pytest.approx(0.01)
+    assert ffr["test_ba_mean"] == pytest.approx(0.96)
+    assert 0.65 - 1e-9 <= ffr["test_wa_ci_lo"] <= ffr["test_wa_ci_hi"] <= 0.67 + 1e-9
+    assert table.set_index("row").loc["FFR stage 1 only", "test_wa_mean"] == pytest.approx(0.51)
+    by = summarise(selected, {"FFR": mode_arms()["FFR"]}, by=("ratio",))
+    assert by["test_wa_mean"].round(6).tolist() == [0.61, 0.71]
+    missing = summarise(selected, {"GroupDRO FFR": mode_arms("groupdro")["FFR"]})
+    assert missing["n"].tolist() == [0] and percent(missing)["WA %"].tolist() == ["not run"]
+
+
+def test_percent_formats_mean_and_interval(selected):
+    shown = percent(summarise(selected, {"None": mode_arms()["None"]}))
+    assert shown["WA %"][0].startswith("21.0 [") and shown["BA %"][0].startswith("51.0 [")
+
+
+def test_paired_differences_match_by_cell(selected):
+    diffs = paired(selected, mode_arms()["FFR"], mode_arms()["USB"])
+    assert diffs["seed"].tolist() == [0, 1, 2] and diffs["cells"].tolist() == [2, 2, 2]
+    assert np.allclose(diffs["diff"], 0.35)  # (0.30 + 0.40) / 2 in every seed
+    only_99 = paired(selected, mode_arms()["FFR"], mode_arms()["USB"], where={"ratio": (0.99,)})
+    assert np.allclose(only_99["diff"], 0.40) and only_99["cells"].tolist() == [1, 1, 1]
+
+
+def test_decide_follows_the_rule():
+    assert C.decide([0.1, 0.2, 0.3])[0] == C.SUPPORTED
+    assert C.decide([-0.1, -0.2, -0.05])[0] == C.NOT_SUPPORTED
+    assert C.decide([0.1, -0.1, 0.2])[0] == C.INCONCLUSIVE
+    verdict, mean, lo, hi = C.decide([0.25])
+    assert verdict == C.INCONCLUSIVE and mean == 0.25 and np.isnan(lo) and np.isnan(hi)
+    assert C.decide([0.1, 0.2])[0] == C.INCONCLUSIVE  # fewer than MIN_SEEDS = 3
+    assert C.decide([])[0] == C.INCONCLUSIVE
+    assert C.combine([C.SUPPORTED, C.SUPPORTED]) == C.SUPPORTED
+    assert C.combine([C.SUPPORTED, C.INCONCLUSIVE]) == C.INCONCLUSIVE
+    assert C.combine([C.SUPPORTED, C.NOT_SUPPORTED, C.INCONCLUSIVE]) == C.NOT_SUPPORTED
+    assert "3 seeds" in C.RULE
+
+
+def test_claims_04_on_the_fixture(selected):
+    table = C.judge(selected, C.claims_04())
+    one = table[table["claim"] == 1]
+    assert one["verdict"].tolist() == [C.SUPPORTED, C.SUPPORTED]
+    assert one["mean_diff"].round(6).tolist() == [0.4, 0.3]  # only 0.99 counts as high bias
+    six = table[table["claim"] == 6]
+    assert set(six["verdict"]) == {C.INCONCLUSIVE} and set(six["seeds"]) == {0}  # no GroupDRO/... runs
+    text = C.report(table)
+    assert "Claim 1" in text and "SUPPORTED" in text and "no runs" in text
+
+
+def test_a_reversed_claim_is_not_supported():
+    recs = [r for r in fixture_records() if r["config"]["mode"] in ("usb", "ffr")]
+    for r in recs:  # swap: USB now 0.30 above FFR
+        if r["config"]["mode"] == "usb":
+            r["test"] = {**r["test"], "wa": r["test"]["wa"] + 0.5}
+    sel = prepare(select(records_frame(recs), "val_worst_group"))
+    table = C.judge(sel, C.claims_04()[:1])
+    assert table["verdict"].tolist()[0] == C.NOT_SUPPORTED
+    assert table["claim_verdict"].tolist()[0] == C.NOT_SUPPORTED
+
+
+def test_load_results_lists_missing_runs_and_imports_shared(tmp_path):
+    configs = get_profile("smoke").configs()
+    store = ResultStore(tmp_path / "smoke")
+    for i, c in enumerate(configs[:-1]):
+        store.write(record(c, 0.1 * i))
+    res = load_results("smoke", tmp_path)
+    assert res.missing == (configs[-1].label(),)
+    with pytest.raises(MissingRecords, match="1 run"):
+        res.require()
+    store.write(record(configs[-1], 0.5))
+    res = load_results("smoke", tmp_path).require()
+    assert len(res.selected) == len(configs)  # FFR's stage 1 (a dependency) has no record here: not required
+    meta = res.meta()
+    assert meta["sweep_profile"] == "smoke" and meta["seeds"] == [0] and len(meta["hashes"]) == len(res.selected)
+    other = ResultStore(tmp_path / "copy")
+    assert import_records(store, other, [configs[0].hash, "000000000000"]) == 1
+    assert other.get(configs[0].hash) == store.get(configs[0].hash)
+
+
+def test_arm_rows_where_filters(selected):
+    rows = arm_rows(selected, mode_arms()["ASB"], where={"ratio": (0.95,), "seed": (1, 2)})
+    assert sorted(rows["seed"]) == [1, 2] and set(rows["ratio"]) == {0.95}
+
+
+# -- the paper's numbers ---------------------------------------------------------------------
+def test_paper_numbers_are_labelled_and_transcribed():
+    t1 = paper_table("iclr_table1")
+    assert len(t1) == 48 and set(t1["source"]) == {"paper (ICLR)"}
+    row = t1[(t1["method"] == "erm") & (t1["mode"] == "ffr") & (t1["dataset"] == "CelebA-HQ")]
+    assert row[["wa", "ba"]].values.tolist() == [[77.1, 86.8]]
+    stage = paper_table("eccv_table1")
+    assert stage["row"].tolist()[-1] == "1 then 2 (FFR)" and stage["wa"].tolist() == [51.2, 30.6, 59.6, 72.6]
+    assert set(paper_table("eccv_table4")["severity"]) == {0, 5}
+    for name, entry in load_numbers().items():
+        assert entry["source"] in ("paper (ECCV)", "paper (ICLR)"), name
+    wide = iclr_table1_wide()
+    assert wide.shape == (16, 6) and wide.loc[0, "UTK-Face"] == "5.9/51.3"
+    with pytest.raises(KeyError, match="known: eccv_figure4_quotes"):
+        paper_table("eccv_table99")
+
+
+def test_paper_numbers_refuse_an_unlabelled_table(tmp_path):
+    bad = tmp_path / "numbers.yaml"
+    bad.write_text("t:\n  source: ours\n  title: x\n  rows: []\n")
+    with pytest.raises(ValueError, match="source must read 'paper"):
+        load_numbers(bad)
