@@ -17,11 +17,11 @@ from matplotlib.colors import ListedColormap
 from ..claims import RULE, claims_03, judge
 from ..paper_numbers import paper_table
 from ..tables import MODE_SPECS, STAGE1, Results, arm, mode_arms, summarise
-from .common import BUILDERS, Artifact, heat_map, line_panel, paper_bars, save, scope, sidecar
+from .common import BUILDERS, REPO_FIGURES, Artifact, heat_map, line_panel, paper_bars, save, scope, sidecar
 
 M = mode_arms("erm")
 FFR = M["FFR"]
-KNOBS_FILE = Path("figures") / "world_knobs.csv"
+KNOBS_FILE = REPO_FIGURES / "world_knobs.csv"
 
 
 def _table(results: Results, out: str | Path, meta: Mapping, name: str, arms: dict, key: dict, paper: str | None,
@@ -185,7 +185,7 @@ def regime_map(results: Results, out: str | Path, meta: Mapping, knobs_file: str
             ax.set_ylabel("fingerprint", fontsize=7)
     fig.tight_layout()
     art = Artifact("ours_regime_map", table, None, fig)
-    return save(art, out, sidecar(results, REGIME, meta, knobs=str(knobs_file) if knobs is not None else None))
+    return save(art, out, sidecar(results, REGIME, meta, knobs=Path(knobs_file).name if knobs is not None else None))
 
 
 @BUILDERS.register("claims_03")

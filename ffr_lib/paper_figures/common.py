@@ -16,6 +16,8 @@ from ..registry import Registry
 from ..tables import Results, arm_hashes
 
 BUILDERS: Registry = Registry("figure")
+# the repository's figures/: measured tables (knob grid, diffusion checks) are read from here
+REPO_FIGURES = Path(__file__).resolve().parents[2] / "figures"
 
 
 @dataclass

@@ -21,10 +21,10 @@ from ..generation.prompts import PROMPTS_FILE, load_prompts
 from ..generation.recipes import Recipe, recipe_counts_table
 from ..plots import sample_grid
 from ..training.profiles import SD_LIKE
-from .common import BUILDERS, Artifact, heat_map, save
+from .common import BUILDERS, REPO_FIGURES, Artifact, heat_map, save
 
 DATASETS = ("celeba-hq", "utk-face", "spuco-animals", "shapes-binary", "shapes-animals")
-MODELS = Path("models")
+MODELS = REPO_FIGURES.parent / "models"
 KNOB_SETTINGS = ((0.0, 0.0), (SD_LIKE["fingerprint"], SD_LIKE["fidelity"]), (1.0, 1.0))
 
 
@@ -151,7 +151,7 @@ def corruptions(out: str | Path, meta: Mapping) -> Artifact:
     return save(Artifact("generation_corruptions", table, None, fig), out, meta)
 
 
-def detector_table(figures: str | Path = "figures") -> pd.DataFrame:
+def detector_table(figures: str | Path = REPO_FIGURES) -> pd.DataFrame:
     """Detector accuracy and synthetic-only transfer per generator and knob setting, from the
     measured tables: world_knobs.csv (procedural grid) and any diffusion_checks_*.csv."""
     figures = Path(figures)
@@ -172,7 +172,7 @@ def detector_table(figures: str | Path = "figures") -> pd.DataFrame:
 
 
 @BUILDERS.register("generation_detector")
-def detector(out: str | Path, meta: Mapping, figures: str | Path = "figures") -> Artifact:
+def detector(out: str | Path, meta: Mapping, figures: str | Path = REPO_FIGURES) -> Artifact:
     table = detector_table(figures)
     proc = table[table["generator"] == "procedural"]
     layouts = sorted(set(proc["layout"])) if len(proc) else []
