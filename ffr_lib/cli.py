@@ -144,6 +144,26 @@ def sweep(args: argparse.Namespace) -> int:
                          args.cluster)
 
 
+def _figures_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="quick", choices=["quick", "paper"], help="notebook profile: which stores "
+                   "(quick: results/quick, results/quick-ablations; paper: results/paper, results/paper-ablations)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results root")
+    p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")
+    p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks: 02, 03, 04")
+
+
+@command("figures", "rebuild every figure and table of notebooks 02-04 from stored results (never trains)",
+         _figures_arguments)
+def figures(args: argparse.Namespace) -> int:
+    from .paper_figures import build_all
+
+    try:
+        return build_all(args.profile, args.results, args.out, args.only)
+    except KeyError as exc:
+        print(f"ffr figures: {exc.args[0]}", file=sys.stderr)
+        return 2
+
+
 def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", choices=["quick", "paper"], help="experiment profile")
     p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")

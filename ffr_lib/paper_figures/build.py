@@ -62,10 +62,11 @@ def build_notebook(notebook: str, profile: str = "quick", results: str | Path = 
 
 
 def build_all(profile: str = "quick", results: str | Path = "results", out: str | Path = "figures",
-              only: Sequence[str] | None = None, stream: TextIO = sys.stdout) -> int:
+              only: Sequence[str] | None = None, stream: TextIO | None = None) -> int:
     """`ffr figures`: build the notebooks' artifacts; returns 1 if a notebook lacked records."""
     import matplotlib
 
+    stream = sys.stdout if stream is None else stream
     matplotlib.use("Agg")
     if profile not in SWEEPS:
         raise KeyError(f"unknown notebook profile {profile!r}; known: {', '.join(SWEEPS)}")
@@ -81,5 +82,7 @@ def build_all(profile: str = "quick", results: str | Path = "results", out: str 
             code = 1
             continue
         files = sorted({p.name for a in arts for p in a.paths})
-        stream.write(f"{NOTEBOOK_STEMS[nb]}: {len(files)} files in {out}: {', '.join(files)}\n")
+        tables = [f for f in files if f.endswith(".csv")]
+        stream.write(f"{NOTEBOOK_STEMS[nb]}: {len(tables)} tables, {sum(f.endswith('.png') for f in files)} "
+                     f"figures (PNG + SVG) in {out}: {', '.join(Path(f).stem for f in tables)}\n")
     return code

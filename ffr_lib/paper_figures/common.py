@@ -51,7 +51,8 @@ def save(art: Artifact, out: str | Path, meta: Mapping) -> Artifact:
         art.paths.append(save_table(art.paper, f"{art.name}_paper", {**meta, "numbers": "the paper's, from "
                                     "ffr_lib/paper_numbers.yaml (TARGETS.md); not ours"}, out))
     if art.figure is not None:
-        art.paths += save_figure(art.figure, art.name, dict(meta), out)
+        with plt.rc_context({"svg.hashsalt": art.name}):  # fixed SVG ids: the same figure, the same bytes
+            art.paths += save_figure(art.figure, art.name, dict(meta), out)
     return art
 
 

@@ -1,0 +1,92 @@
+"""`ffr figures`: notebooks 02-04's tables rebuilt from the committed results, byte for byte, with
+no training; a missing record is named; notebook parameters agree with the command's options."""
+
+import io
+import shutil
+from pathlib import Path
+
+import papermill
+import pytest
+import yaml
+
+from ffr_lib.cli import main
+from ffr_lib.paper_figures import build, build_all, notebook_meta
+from ffr_lib.paper_figures.build import OPTIONS, SWEEPS
+from ffr_lib.results import ResultStore
+from ffr_lib.training.profiles import get_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "figures"
+RESULTS = ROOT / "results"
+NEEDED = [RESULTS / "quick" / "runs", RESULTS / "quick-ablations" / "runs"]
+pytestmark = pytest.mark.skipif(not all(p.is_dir() for p in NEEDED), reason="committed results/quick* stores absent")
+
+
+@pytest.fixture(autouse=True)
+def no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("ffr figures must not train")
+
+    monkeypatch.setattr("ffr_lib.training.sweep.run_sweep", refuse)
+    monkeypatch.setattr("ffr_lib.training.runner.Runner.run", refuse)
+
+
+@pytest.mark.slow
+def test_ffr_figures_reproduces_the_committed_csvs(tmp_path, capsys):
+    out = tmp_path / "figs"
+    assert main(["figures", "--only", "03", "04", "--results", str(RESULTS), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "03_ffr_ablations: 15 tables, 8 figures" in printed and "04_mitigation_combinations: 7 tables, 2 figures" in printed
+    built = sorted(out.glob("*.csv"))
+    assert len(built) == 22
+    for path in built:
+        assert path.read_bytes() == (FIGURES / path.name).read_bytes(), f"{path.name} differs from figures/"
+    for name in ("eccv_figure3", "ours_regime_map", "eccv_table1_stage_order"):
+        assert (out / f"{name}.png").is_file() and (out / f"{name}.svg").is_file()
+    # a second build over the first changes no table
+    first = {p.name: p.read_bytes() for p in built}
+    assert build_all("quick", RESULTS, out, only=["04"], stream=io.StringIO()) == 0
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("*.csv"))} == first
+
+
+def test_sidecars_name_profile_hashes_and_seeds():
+    meta = yaml.safe_load((FIGURES / "eccv_figure3.json").read_text())
+    assert meta["profile"] == "quick" and meta["sweep_profile"] == "quick" and meta["seeds"] == [0]
+    hashes = {c.hash for c in get_profile("quick").configs()}
+    assert set(meta["hashes"]) <= hashes and len(meta["hashes"]) == 10  # 5 arms x 2 ratios, one lr each
+    assert meta["selection"] == "val_worst_group" and meta["commit"]
+    paper = yaml.safe_load((FIGURES / "eccv_figure3_paper.json").read_text())
+    assert "not ours" in paper["numbers"]
+
+
+def test_generation_tables_are_reproduced(tmp_path):
+    meta = notebook_meta("02", "quick")
+    for name in ("generation_prompts", "generation_recipes", "generation_corruptions", "generation_detector"):
+        for art in build(name, tmp_path, meta):
+            csv = tmp_path / f"{art.name}.csv"
+            assert csv.read_bytes() == (FIGURES / csv.name).read_bytes(), name
+
+
+def test_a_missing_record_is_named(tmp_path):
+    shutil.copytree(RESULTS / "quick" / "runs", tmp_path / "quick" / "runs")
+    config = next(c for c in get_profile("quick").configs() if c.mode == "usb" and c.ratio == 0.99)
+    ResultStore(tmp_path / "quick").record_path(config.hash).unlink()
+    stream = io.StringIO()
+    assert build_all("quick", tmp_path, tmp_path / "out", only=["04"], stream=stream) == 1
+    text = stream.getvalue()
+    assert "not built" in text and config.label() in text and "1 run(s)" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_notebook_parameters_agree_with_ffr_figures():
+    nb = {p.stem[:2]: p for p in (ROOT / "notebooks").glob("0[234]_*.ipynb")}
+    assert sorted(nb) == ["02", "03", "04"]
+    for key in ("03", "04"):
+        params = papermill.inspect_notebook(str(nb[key]))
+        assert params["sweep_profile"]["default"].strip("'\"") == SWEEPS["quick"][key]
+    params = papermill.inspect_notebook(str(nb["04"]))
+    assert float(params["table1_ratio"]["default"]) == OPTIONS["quick"]["table1_ratio"]
+    paper = yaml.safe_load((ROOT / "notebooks" / "profiles" / "paper.yaml").read_text())
+    assert paper["04_mitigation_combinations"]["table1_ratio"] == OPTIONS["paper"]["table1_ratio"]
+    for key in ("03", "04"):
+        assert paper[nb[key].stem]["sweep_profile"] == SWEEPS["paper"][key]
