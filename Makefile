@@ -34,7 +34,7 @@ test-lib: setup
 
 test-notebooks: setup
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then \
-	  $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks; \
+	  FFR_FIGURES_DIR=$$(mktemp -d) $(PY) -m pytest -q --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks; \
 	else echo "no notebooks yet"; fi
 
 lab: setup

@@ -77,9 +77,15 @@ def write_sidecar(path: Path, meta: dict) -> Path:
     return atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True, default=_jsonable) + "\n")
 
 
+def output_folder(folder: str | Path) -> Path:
+    """`folder`, or $FFR_FIGURES_DIR when set: `make test` runs the notebooks with it pointing to
+    a temporary folder, so checking the notebooks never rewrites the committed figures."""
+    return Path(os.environ.get("FFR_FIGURES_DIR") or folder)
+
+
 def save_table(df: pd.DataFrame, name: str, meta: dict, folder: str | Path = FIGURES) -> Path:
     """Write `df` as `<folder>/<name>.csv` (byte-stable: fixed float format) plus its sidecar."""
-    path = Path(folder) / f"{name}.csv"
+    path = output_folder(folder) / f"{name}.csv"
     atomic_write_text(path, df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     write_sidecar(path, meta)
     return path
@@ -92,6 +98,6 @@ def save_figure(fig: Any, name: str, meta: dict, folder: str | Path = FIGURES, f
         buf = io.BytesIO()
         kwargs = {"dpi": 150} if fmt == "png" else {"metadata": {"Date": None}}
         fig.savefig(buf, format=fmt, bbox_inches="tight", **kwargs)
-        paths.append(atomic_write_bytes(Path(folder) / f"{name}.{fmt}", buf.getvalue()))
+        paths.append(atomic_write_bytes(output_folder(folder) / f"{name}.{fmt}", buf.getvalue()))
     write_sidecar(paths[0], meta)
     return paths
