@@ -130,7 +130,8 @@ def test_saliency_study_scores_every_model_method_and_image(study):
     real, synth = real_and_synthetic_test(replace(BASE, seed=0))
     majority = majority_of(cell_splits(BASE))
     examples = {0: type(real).concat([minority_examples(real, majority, 2, 0), minority_examples(synth, majority, 2, 0)])}
-    scores, maps = saliency_study(models, examples, RiseConfig(n_masks=40, batch=20), "backbone.stages.3", progress=False)
+    rise_config = RiseConfig(n_masks=40, batch=20)
+    scores, maps = saliency_study(models, examples, rise_config, "backbone.stages.2", progress=False)
     assert len(scores) == len(MODES) * len(METHODS) * 8
     assert set(maps) == {(m, 0, meth) for m in MODES for meth in METHODS}
     assert all(v.shape == (8, 32, 32) for v in maps.values())
@@ -140,12 +141,23 @@ def test_saliency_study_scores_every_model_method_and_image(study):
     part = scores[(scores["mode"] == "usb") & (scores["method"] == "RISE")]
     assert np.allclose(part["area"], mask_area(examples[0].masks).numpy())
     assert part["source"].tolist() == ["real"] * 4 + ["synthetic"] * 4
+    # maps explain each model's own prediction by default; target='true' explains y
+    predicted = models.models[("usb", 0)](examples[0].images).argmax(1)
+    assert part["predicted"].tolist() == predicted.tolist()
+    assert part["correct"].tolist() == (predicted == examples[0].y).tolist()
+    true_scores, true_maps = saliency_study(models, examples, rise_config, "backbone.stages.2", target="true",
+                                            progress=False)
+    wrong = (predicted != examples[0].y).numpy()
+    same = torch.isclose(true_maps[("usb", 0, "RISE")], maps[("usb", 0, "RISE")]).flatten(1).all(1).numpy()
+    assert wrong.any() and not wrong.all() and (same == ~wrong).all()  # RISE is seeded: maps differ where classes do
+    with pytest.raises(ValueError, match="target must be one of predicted, true"):
+        saliency_study(models, examples, rise_config, "backbone.stages.2", target="y", progress=False)
     summary = saliency_summary(scores)
     assert len(summary) == len(MODES) * len(METHODS) * 2
     assert (summary["seeds"] == 1).all() and summary["mass_std"].isna().all()
     usb = summary[(summary["mode"] == "usb") & (summary["method"] == "RISE") & (summary["source"] == "real")].iloc[0]
     assert usb["mass_mean"] == pytest.approx(part["mass"][:4].mean())
-    assert usb["empty"] == 0.0
+    assert usb["empty"] == 0.0 and usb["accuracy"] == pytest.approx(part["correct"][:4].mean())
     assert usb["hit_mean"] == pytest.approx(part["hit"][:4].mean())
     fig = saliency_grid(examples[0], {(m, meth): maps[(m, 0, meth)] for m in MODES for meth in METHODS}, MODES)
     assert len(fig.axes) == 8 * 9 and fig.axes[1].get_title() == "ERM (None)\nRISE"

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..data.grouped import REAL, SOURCE_NAMES, SYNTHETIC, DatasetSplits, GroupedImages
 from ..results import ResultStore, aggregate, records_frame
 from ..training.config import MODE_NAMES, TUNED, RunConfig
-from ..training.loop import evaluate
+from ..training.loop import evaluate, logits_of
 from ..training.models import Classifier
 from ..training.modes import SYNTHETIC_TEST_START, data_root, dataset_splits, support, synthetic_set
 from ..training.runner import Runner, determinism
@@ -180,15 +180,25 @@ def over_seeds(per_seed: pd.DataFrame, by: Sequence[str], metrics: Sequence[str]
 
 
 # -- saliency -------------------------------------------------------------------------------
+TARGETS = ("predicted", "true")
+
+
 def saliency_maps(
-    model: torch.nn.Module, images: GroupedImages, method: str, rise_config: RiseConfig, gradcam_layer: str
+    model: torch.nn.Module,
+    images: GroupedImages,
+    method: str,
+    rise_config: RiseConfig,
+    gradcam_layer: str,
+    classes: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """float32 (N, H, W) maps of each image for its true class y by 'RISE' or 'Grad-CAM'."""
+    """float32 (N, H, W) maps of each image by 'RISE' or 'Grad-CAM' for `classes` (N,) (default:
+    the true class y)."""
+    classes = images.y if classes is None else classes
     if method == "RISE":
-        return rise(model, images.images, images.y, rise_config)
+        return rise(model, images.images, classes, rise_config)
     if method == "Grad-CAM":
         device = next(model.parameters()).device
-        return gradcam(model, images.images.to(device), gradcam_layer, images.y)
+        return gradcam(model, images.images.to(device), gradcam_layer, classes)
     raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
 
 
@@ -197,44 +207,57 @@ def saliency_study(
     examples: Mapping[int, GroupedImages],
     rise_config: RiseConfig,
     gradcam_layer: str,
+    target: str = "predicted",
     tolerance: float = 0.0,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int, str], torch.Tensor]]:
-    """Maps of every model for its seed's `examples` (images with masks), by both methods.
+    """Maps of every model for its seed's `examples` (images with masks), by both methods, for
+    the class each model predicts (target='predicted': where it looks when it decides) or the
+    true class ('true': where the evidence for the right answer lies).
 
     Returns (scores, maps): one score row per (mode, seed, method, image) with the image's
-    source, y, b, the share of saliency mass on the shape (NaN for a constant map), the shape's
-    area share (chance), the pointing-game hit (a miss for a constant map) and `empty` (the map
-    is constant: Grad-CAM gives all zeros where no channel's weighted evidence is positive);
-    maps[(mode, seed, method)] is float32 (N, H, W).
+    source, y, b, the model's prediction and whether it is correct, the share of saliency mass
+    on the shape (NaN for a constant map), the shape's area share (chance), the pointing-game
+    hit (a miss for a constant map) and `empty` (the map is constant: Grad-CAM gives all zeros
+    where no channel's weighted evidence is positive); maps[(mode, seed, method)] is float32
+    (N, H, W).
     """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
     rows, maps = [], {}
     jobs = [(key, method) for key in study.models for method in METHODS]
     for (mode, seed), method in tqdm(jobs, desc="saliency", disable=not progress):
         data = examples[seed]
         if data.masks is None:
             raise ValueError(f"examples of seed {seed} carry no shape masks; saliency cannot be scored")
-        sal = saliency_maps(study.models[(mode, seed)], data, method, rise_config, gradcam_layer)
+        model = study.models[(mode, seed)]
+        predicted = logits_of(model, data.images.to(next(model.parameters()).device)).argmax(1).cpu()
+        classes = predicted if target == "predicted" else data.y
+        sal = saliency_maps(model, data, method, rise_config, gradcam_layer, classes)
         maps[(mode, seed, method)] = sal
         scores = saliency_scores(sal, data.masks, tolerance)
         flat = sal.flatten(1)
         scores["empty"] = (flat.max(1).values == flat.min(1).values).numpy()  # no localisation at all
         scores.loc[scores["empty"], "hit"] = False  # its 'maximum' would be an arbitrary pixel
         scores.insert(0, "image", np.arange(len(data)))
-        rows.append(scores.assign(mode=mode, seed=seed, method=method,
-                                  source=[SOURCE_NAMES[int(g)] for g in data.g], y=data.y.numpy(), b=data.b.numpy()))
+        rows.append(scores.assign(mode=mode, seed=seed, method=method, source=[SOURCE_NAMES[int(g)] for g in data.g],
+                                  y=data.y.numpy(), b=data.b.numpy(), predicted=predicted.numpy(),
+                                  correct=(predicted == data.y).numpy()))
     return pd.concat(rows, ignore_index=True), maps
 
 
 def saliency_summary(scores: pd.DataFrame) -> pd.DataFrame:
     """Per (mode, method, source): the image means per seed (mass on the shape over the maps that
     are not constant, its chance level the shape's area, pointing-game hit rate, share of
-    constant maps), then mean and std over seeds."""
-    scores = scores.astype({"hit": float, "empty": float})
-    per_seed = scores.groupby(["mode", "method", "source", "seed"], sort=False)[["mass", "area", "hit", "empty"]].mean()
-    out = over_seeds(per_seed.reset_index(), ["mode", "method", "source"], ["mass", "area", "hit", "empty"])
-    keep = ["mode", "method", "source", "n", "mass_mean", "mass_std", "area_mean", "hit_mean", "hit_std", "empty_mean"]
-    out = out[keep].rename(columns={"n": "seeds", "area_mean": "chance", "empty_mean": "empty"})
+    constant maps, accuracy on the images), then mean and std over seeds."""
+    metrics = ["mass", "area", "hit", "empty", "correct"]
+    scores = scores.astype({"hit": float, "empty": float, "correct": float})
+    per_seed = scores.groupby(["mode", "method", "source", "seed"], sort=False)[metrics].mean()
+    out = over_seeds(per_seed.reset_index(), ["mode", "method", "source"], metrics)
+    keep = ["mode", "method", "source", "n", "mass_mean", "mass_std", "area_mean", "hit_mean", "hit_std", "empty_mean",
+            "correct_mean"]
+    out = out[keep].rename(columns={"n": "seeds", "area_mean": "chance", "empty_mean": "empty",
+                                    "correct_mean": "accuracy"})
     order = {m: i for i, m in enumerate(MODE_NAMES)}
     return out.sort_values(["method", "source", "mode"], key=lambda c: c.map(order) if c.name == "mode" else c,
                            ignore_index=True)
