@@ -48,26 +48,29 @@ def _prepare(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _batched_eval(fn, model: Classifier, images: torch.Tensor, batch: int, width: int) -> torch.Tensor:
-    """fn(uint8 chunk) -> float (n, width) over `images` in chunks, the model in eval mode."""
+def logits_of(model: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
+    """uint8 (N, 3, H, W) on the model's device -> float (N, C) logits, in eval mode."""
     was_training = model.training
     model.eval()
     out = []
     with _autocast(images.device):
         for chunk in images.split(batch):
-            out.append(fn(_prepare(chunk)).float())
+            out.append(model(_prepare(chunk)).float())
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, width)
+    return torch.cat(out) if out else torch.zeros(0, model.head.out_features)
 
 
-def logits_of(model: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
-    """uint8 (N, 3, H, W) on the model's device -> float (N, C) logits, in eval mode."""
-    return _batched_eval(model, model, images, batch, model.head.out_features)
-
-
+@torch.no_grad()
 def features_of(model: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> float (N, D) penultimate features, in eval mode."""
-    return _batched_eval(model.features, model, images, batch, model.feature_dim)
+    was_training = model.training
+    model.eval()
+    out = []
+    with _autocast(images.device):
+        for chunk in images.split(batch):
+            out.append(model.features(_prepare(chunk)).float())
+    model.train(was_training)
+    return torch.cat(out)
 
 
 def evaluate(
