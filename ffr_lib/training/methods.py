@@ -53,7 +53,12 @@ class Method:
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """logits float (B, C), y and groups int64 (B,) -> scalar loss."""
-        return F.cross_entropy(logits.float(), y)
+        return self.reduce(F.cross_entropy(logits.float(), y, reduction="none"), groups)
+
+    def reduce(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Per-sample losses float (B,) and groups int64 (B,) -> the scalar loss (ERM: the mean).
+        Packed training (packing.py) computes the losses of all its runs at once and calls this."""
+        return losses.mean()
 
     def state(self) -> dict:
         """What the run record keeps of the method's own state."""
@@ -80,8 +85,8 @@ class GroupDRO(Method):
         count = torch.zeros(self.n_groups, device=losses.device).index_add_(0, groups, torch.ones_like(losses))
         return total / count.clamp(min=1)
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        per_group = self.group_losses(F.cross_entropy(logits.float(), y, reduction="none"), groups)
+    def reduce(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        per_group = self.group_losses(losses, groups)
         with torch.no_grad():
             self.q = self.q * torch.exp(self.dro_step * per_group.detach())
             self.q = self.q / self.q.sum()
