@@ -59,6 +59,7 @@ def _generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="sd: denoising steps (default 25 faces, 50 animals)")
     p.add_argument("--batch-size", type=int, help="sd: prompts per pipeline call (default 10)")
     p.add_argument("--resolution", type=int, help="sd: generated side in px before the resize (default 512)")
+    p.add_argument("--scheduler", help="sd: a diffusers scheduler class name or 'dpm++' (default: the model's, PNDM)")
     p.add_argument("--dry-run", action="store_true", help="print the per-group counts only")
 
 
@@ -71,7 +72,7 @@ def generate(args: argparse.Namespace) -> int:
     if generator == "procedural":
         options = {"fingerprint": args.fingerprint, "fidelity": args.fidelity}
     else:
-        options = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size}
+        options = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "scheduler": args.scheduler}
         if args.resolution is not None:
             options["resolution"] = args.resolution
     folder = generate_dataset_set(
@@ -129,7 +130,7 @@ def notebooks(args: argparse.Namespace) -> int:
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help="sweep profile: smoke, quick, paper, paper-real")
     p.add_argument("--dataset", nargs="+", help="only these datasets (one the profile lacks replaces its dataset)")
-    p.add_argument("--executor", default="inprocess", help="inprocess, gpus, slurm or dry")
+    p.add_argument("--executor", default="inprocess", help="inprocess, packed (small runs trained together; fastest on a GPU), gpus, slurm or dry")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root; runs go to <root>/<profile>")
     p.add_argument("--device", default=None, help="inprocess: torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded in each record)")

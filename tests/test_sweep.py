@@ -160,3 +160,24 @@ def test_submitit_local_executor(tmp_path):
                         threads=1, timeout_min=5)
     assert summary["done"] == 3 and not summary["errors"], summary["errors"]
     assert make_plan(configs, ResultStore(tmp_path)).pending == 0
+
+
+def test_packed_executor_trains_packs_and_keeps_the_dag(tmp_path):
+    """FFR stage 2 over methods x lrs x seeds plus DFR: the packed executor trains each stage 1 once,
+    packs the stage-2 runs of a cell (one pack: 2 seeds x 2 methods x 2 lrs), and the records carry
+    the pack size, the prefix reuse and a test set evaluation."""
+    from ffr_lib.training.sweep import pack_key, packs
+
+    configs = grid(replace(TINY, mode="ffr", pre_lr=1e-3), method=("erm", "groupdro", "dfr"), lr=(1e-3, 1e-4),
+                   seed=(0, 1)).configs()
+    stage2 = [c for c in phases(configs)[1] if c.trains]
+    assert len({pack_key(c) for c in stage2}) == 1 and [len(p) for p in packs(stage2, 32)] == [8]
+    assert [len(p) for p in packs(stage2, 3)] == [3, 3, 2]
+    summary = run_sweep(configs, str(tmp_path), executor="packed", progress=False, device="cpu", threads=1)
+    assert summary["done"] == 2 + 8 + 4 and not summary["errors"] and summary["failed"] == 0
+    store = ResultStore(tmp_path)
+    assert set(trained_counts(store).values()) == {1}
+    for c in stage2:
+        rec = store.get(c.hash)
+        assert rec["pack"] == 8 and rec["reused"] == [c.prefix().hash] and 0 <= rec["test"]["wa"] <= 1
+    assert all(store.get(c.hash)["dfr"] for c in configs if c.method == "dfr")

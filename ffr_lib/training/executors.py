@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..registry import Registry
-from .sweep import Plan, run_many, run_one
+from .sweep import Plan, packs, run_many, run_one, run_pack
 
 Executor = Callable[..., list[dict] | None]
 EXECUTORS: Registry[Executor] = Registry("executor")
@@ -44,6 +44,36 @@ def inprocess(plan: Plan, folder: str, progress: bool = True, device: str = "cpu
                 outcome = run_one(config.to_dict(), folder, sorted(plan.keep), device, threads)
                 outcomes.append(outcome)
                 _note(bar, outcome)
+    return outcomes
+
+
+@EXECUTORS.register("packed")
+def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda", threads: int | None = None,
+           max_pack: int = 32) -> list[dict]:
+    """In this process, trainings that can share a pack (sweep.pack_key: same cell but seed, lr,
+    method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
+    once; DFR refits and unpackable models one at a time. For small models on a GPU."""
+    from ..training.models import build_model
+    from ..training.packing import packable
+
+    outcomes = []
+    keep = sorted(plan.keep)
+    with _bar(plan, progress) as bar:
+        for phase in plan.phases:
+            grouped = [p for p in packs(phase, max_pack)
+                       if len(p) > 1 and packable(build_model(p[0].model, 2, width=8, pretrained=False))]
+            in_pack = {c.hash for p in grouped for c in p}
+            for pack in grouped:
+                bar.set_postfix_str(f"pack of {len(pack)}: {pack[0].label()}", refresh=True)
+                for outcome in run_pack([c.to_dict() for c in pack], folder, keep, device, threads):
+                    outcomes.append(outcome)
+                    _note(bar, outcome)
+            for config in phase:
+                if config.hash not in in_pack:
+                    bar.set_postfix_str(config.label(), refresh=True)
+                    outcome = run_one(config.to_dict(), folder, keep, device, threads)
+                    outcomes.append(outcome)
+                    _note(bar, outcome)
     return outcomes
 
 

@@ -113,7 +113,7 @@ def train_stage(
     train, val = train.to(device), val.to(device)
     gid, keys = group_ids(train, with_source=source_groups)
     rule = make_method(method, gid, len(keys), dro_step)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
     generator = torch.Generator(device=device).manual_seed(seed)
     best_wa, best_epoch, best_state = -1.0, 0, None
     history = []

@@ -24,9 +24,10 @@ from ..io import git_commit
 from ..results import ResultStore
 from .config import RunConfig
 from .dfr import fit_dfr
-from .loop import Diverged, evaluate, features_of, train_stage
+from .loop import Diverged, StageResult, evaluate, features_of, train_stage
 from .models import Classifier, build_model
 from .modes import RunData, compose, data_root, dataset_splits
+from .packing import PackMember, train_packed
 
 
 @lru_cache(maxsize=1)
@@ -111,7 +112,7 @@ class Runner:
     # -- internals ---------------------------------------------------------------------
     def _compute(self, config: RunConfig, save: bool, write: bool = True) -> tuple[dict, Classifier | None]:
         t0 = time.perf_counter()
-        record = {"hash": config.hash, "config": config.to_dict(), "label": config.label(), "status": "ok", "error": None}
+        record = self._record(config)
         model = None
         try:
             data = compose(config)
@@ -120,17 +121,30 @@ class Runner:
             else:
                 model, extra = self._train(config, data)
             record.update(extra)
-            record["test"] = evaluate(model, data.test, data.groups, data.train_weights, "test set")
-            if data.test_synthetic is not None:
-                record["test_synthetic"] = evaluate(
-                    model, data.test_synthetic, data.groups, data.train_weights, "synthetic test set"
-                )
-            if save:
-                self.store.save_checkpoint(config.hash, model.state_dict())
+            self._evaluate(record, model, data, save)
         except Diverged as err:
-            record.update(status="failed", error=f"diverged: {err}")
-            record.setdefault("trained", [])
-            record.setdefault("reused", [])
+            self._fail(record, err)
+        self._finish(record, t0, write)
+        return record, model
+
+    def _record(self, config: RunConfig) -> dict:
+        return {"hash": config.hash, "config": config.to_dict(), "label": config.label(), "status": "ok", "error": None}
+
+    def _fail(self, record: dict, err: Diverged) -> None:
+        record.update(status="failed", error=f"diverged: {err}")
+        record.setdefault("trained", [])
+        record.setdefault("reused", [])
+
+    def _evaluate(self, record: dict, model: Classifier, data: RunData, save: bool) -> None:
+        record["test"] = evaluate(model, data.test, data.groups, data.train_weights, "test set")
+        if data.test_synthetic is not None:
+            record["test_synthetic"] = evaluate(
+                model, data.test_synthetic, data.groups, data.train_weights, "synthetic test set"
+            )
+        if save:
+            self.store.save_checkpoint(record["hash"], model.state_dict())
+
+    def _finish(self, record: dict, t0: float, write: bool) -> None:
         record.update(
             seconds=time.perf_counter() - t0,
             device=str(self.device),
@@ -142,19 +156,20 @@ class Runner:
         )
         if write:
             self.store.write(record)
-        return record, model
 
-    def _train(self, config: RunConfig, data: RunData) -> tuple[Classifier, dict]:
+    def _start(self, config: RunConfig, data: RunData) -> tuple[Classifier, list[str], list[str]]:
+        """The model a run's last stage starts from: fresh, or its prefix's final model."""
         prefix = config.prefix()
         if prefix is None:
-            model, trained, reused = fresh_model(config, data.val.n_classes, self.device), [], []
-        else:
-            model, trained, reused = self.model_of(prefix)
-        train = data.stages[-1]
+            return fresh_model(config, data.val.n_classes, self.device), [], []
+        return self.model_of(prefix)
+
+    def _train(self, config: RunConfig, data: RunData) -> tuple[Classifier, dict]:
+        model, trained, reused = self._start(config, data)
         self.trainings += 1
         result = train_stage(
             model,
-            train,
+            data.stages[-1],
             data.val,
             data.groups,
             method=config.method,
@@ -167,8 +182,13 @@ class Runner:
             source_groups=data.source_groups,
             dro_step=config.dro_step,
         )
-        counts = train.counts(by_source=True)
-        extra = {
+        return model, self._train_extra(config, data, model, result, trained, reused)
+
+    def _train_extra(self, config: RunConfig, data: RunData, model: Classifier, result: StageResult,
+                     trained: list[str], reused: list[str]) -> dict:
+        prefix = config.prefix()
+        counts = data.stages[-1].counts(by_source=True)
+        return {
             "val": evaluate(model, data.val, data.groups, data.train_weights, "validation set"),
             "best_epoch": result.best_epoch,
             "history": result.history,
@@ -179,7 +199,48 @@ class Runner:
             "trained": [*trained, config.hash],
             "reused": reused,
         }
-        return model, extra
+
+    # -- packed ------------------------------------------------------------------------
+    def run_pack(self, configs: list[RunConfig]) -> list[dict]:
+        """Records of `configs` (trainings whose last stages can share one pack: same model,
+        epochs, batch size, weight decay, frozen BN and set sizes), computed together by
+        packing.train_packed; stored ones are returned as they are."""
+        configs = [c.canonical() for c in configs]
+        todo = [c for c in configs if not self.store.has(c.hash)]
+        if todo:
+            with determinism(self.device, self.threads):
+                self._compute_pack(todo)
+        return [self.store.get(c.hash) for c in configs]
+
+    def _compute_pack(self, configs: list[RunConfig]) -> None:
+        first = configs[0]
+        same = ("model", "width", "epochs", "batch_size", "weight_decay", "freeze_bn", "dro_step", "mode")
+        for c in configs:
+            if not c.trains or any(getattr(c, f) != getattr(first, f) for f in same):
+                raise ValueError(f"run_pack: {c.label()} cannot share a pack with {first.label()} "
+                                 f"(it must train, and agree on {', '.join(same)})")
+        t0 = time.perf_counter()
+        datas = [compose(c) for c in configs]
+        records, models, members, starts = [], [], [], []
+        for c, d in zip(configs, datas):
+            model, trained, reused = self._start(c, d)
+            records.append(self._record(c))
+            models.append(model)
+            starts.append((trained, reused))
+            members.append(PackMember(d.stages[-1], d.val, c.method, c.lr, c.seed))
+        self.trainings += len(configs)
+        results = train_packed(models, members, datas[0].groups, epochs=first.epochs, batch_size=first.batch_size,
+                               weight_decay=first.weight_decay, freeze_bn=first.freeze_bn,
+                               source_groups=datas[0].source_groups, dro_step=first.dro_step)
+        share = (time.perf_counter() - t0) / len(configs)
+        for c, d, record, model, result, (trained, reused) in zip(configs, datas, records, models, results, starts):
+            t1 = time.perf_counter()
+            if isinstance(result, Diverged):
+                self._fail(record, result)
+            else:
+                record.update(self._train_extra(c, d, model, result, trained, reused), pack=len(configs))
+                self._evaluate(record, model, d, save=c.hash in self.keep)
+            self._finish(record, t1 - share, write=True)
 
     def _dfr(self, config: RunConfig, data: RunData) -> tuple[Classifier, dict]:
         base = config.base()

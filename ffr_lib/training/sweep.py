@@ -141,6 +141,42 @@ def run_one(config: dict, folder: str, keep: Sequence[str], device: str = "cpu",
         return {"hash": c.hash, "label": c.label(), "status": "error", "error": traceback.format_exc()}
 
 
+def pack_key(config: RunConfig) -> str:
+    """Runs with one key can train as one pack (packing.py): they differ only in the seed, the
+    lr, the method and the generator's knobs, none of which changes a training set's size."""
+    return replace(config, seed=0, lr=0.0, method="erm", pre_lr=None, fingerprint=0.0, fidelity=0.0,
+                   corruption=0).hash
+
+
+def packs(phase: Sequence[RunConfig], max_pack: int) -> list[list[RunConfig]]:
+    """The trainings of a phase grouped by pack_key, at most `max_pack` runs a pack (in order)."""
+    groups: dict[str, list[RunConfig]] = {}
+    for c in phase:
+        if c.trains:
+            groups.setdefault(pack_key(c), []).append(c)
+    return [g[i : i + max_pack] for g in groups.values() for i in range(0, len(g), max_pack)]
+
+
+def run_pack(configs: Sequence[dict], folder: str, keep: Sequence[str], device: str = "cpu",
+             threads: int | None = None) -> list[dict]:
+    """Execute runs (config dicts) as one pack; outcomes as run_one's. If the pack cannot be
+    built or fails, each run is retried alone (so a packing problem never loses a run)."""
+    from .runner import Runner
+
+    cs = [RunConfig.from_dict(c) for c in configs]
+    try:
+        runner = Runner(ResultStore(folder), device=device, threads=threads, keep=frozenset(keep))
+        records = runner.run_pack(cs)
+        return [{"hash": c.hash, "label": c.label(), "status": r["status"], "error": r.get("error")}
+                for c, r in zip(cs, records)]
+    except Exception:  # noqa: BLE001 - fall back to one run at a time
+        note = traceback.format_exc(limit=3)
+        outcomes = [run_one(c, folder, keep, device, threads) for c in configs]
+        for o in outcomes:
+            o["pack_error"] = note
+        return outcomes
+
+
 def run_many(configs: Sequence[dict], folder: str, keep: Sequence[str], device: str = "cpu",
              threads: int | None = None) -> list[dict]:
     """Several runs in one process (one SLURM task or one worker job)."""

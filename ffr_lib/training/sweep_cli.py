@@ -46,7 +46,7 @@ def sweep_command(
     configs = prof.configs(tuple(datasets) if datasets else None)
     folder = Path(results) / profile
     options: dict = {}
-    if executor == "inprocess":
+    if executor in ("inprocess", "packed"):
         import torch
 
         options = {"device": device or ("cuda" if torch.cuda.is_available() else "cpu"), "threads": threads}
