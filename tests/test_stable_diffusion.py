@@ -238,3 +238,33 @@ def test_ffr_generate_on_a_celeba_folder(tmp_path, pipeline_dir, monkeypatch, ca
     assert m["prompt"].tolist()[-1] == "A photo of a man smiling"
     data = load_synthetic_set(out)
     assert data.class_names == NAMES[0] and data.bias_names == NAMES[1] and data.images.shape == (8, 3, 16, 16)
+
+
+def test_scheduler_alias_dpm_pp_picks_dpm_solver_pp(tmp_path, pipeline_dir, monkeypatch):
+    """SDConfig.scheduler='dpm++' (and `ffr generate --scheduler dpm++`) = multistep DPM-Solver++
+    built from the model's scheduler config; class names still work; bad names are refused."""
+    from ffr_lib.generation.stable_diffusion import load_pipeline, make_scheduler
+
+    pipe = load_pipeline(SDConfig(model=str(pipeline_dir), scheduler="dpm++", device="cpu"))
+    c = pipe.scheduler.config
+    assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler" and c.algorithm_type == "dpmsolver++"
+    assert (c.beta_start, c.beta_end, c.beta_schedule, c.steps_offset) == (0.00085, 0.012, "scaled_linear", 1)
+    assert type(load_pipeline(SDConfig(model=str(pipeline_dir), device="cpu")).scheduler).__name__ == "PNDMScheduler"
+    assert type(make_scheduler("EulerDiscreteScheduler", c)).__name__ == "EulerDiscreteScheduler"
+    for bad in ("dpm", "UNet2DConditionModel"):
+        with pytest.raises(ValueError, match=rf"no scheduler '{bad}'.*'dpm\+\+'"):
+            make_scheduler(bad, c)
+
+    dpm = make_source("sd", "celeba-hq", model=str(pipeline_dir), scheduler="dpm++", **TINY)
+    pndm = make_source("sd", "celeba-hq", model=str(pipeline_dir), **TINY)
+    a, b = dpm.run(["a b"], [3])[0], pndm.run(["a b"], [3])[0]
+    assert a.shape == b.shape == (1, 32, 32, 3) and np.abs(a.astype(int) - b.astype(int)).max() > 0
+
+    monkeypatch.setenv("FFR_CACHE", str(tmp_path / "cache"))
+    labels = [(0, 1)] * 30 + [(0, 0)] * 10 + [(1, 0)] * 30 + [(1, 1)] * 10
+    root = make_celeba(tmp_path / "celeba", labels)
+    args = ["generate", "--dataset", "celeba-hq", "--root", str(root), "--total", "4", "--ratio", "0.9",
+            "--model", str(pipeline_dir), "--steps", "2", "--resolution", "32", "--size", "16",
+            "--scheduler", "dpm++", "--out", str(tmp_path / "set")]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads(read_manifest(tmp_path / "set")["settings"][0])["scheduler"] == "dpm++"
