@@ -8,6 +8,7 @@ run ({'hash', 'label', 'status', 'error'}), or None for the dry run.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..registry import Registry
+from . import data_cache
 from .sweep import Plan, packs, run_many, run_one, run_pack
 
 Executor = Callable[..., list[dict] | None]
@@ -47,24 +49,46 @@ def inprocess(plan: Plan, folder: str, progress: bool = True, device: str = "cpu
     return outcomes
 
 
+@contextlib.contextmanager
+def _synthetic_cache(folder: str):
+    """FFR_SYNTHETIC_CACHE for the sweep: the user's, else <store>/cache (restored after)."""
+    old = os.environ.get(data_cache.CACHE_ENV)
+    os.environ[data_cache.CACHE_ENV] = old or str(Path(folder) / "cache")
+    try:
+        yield os.environ[data_cache.CACHE_ENV]
+    finally:
+        if old is None:
+            os.environ.pop(data_cache.CACHE_ENV, None)
+
+
 @EXECUTORS.register("packed")
 def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda", threads: int | None = None,
-           max_pack: int = 32) -> list[dict]:
+           max_pack: int = 32, prefetch_workers: int | None = None) -> list[dict]:
     """In this process, trainings that can share a pack (sweep.pack_key: same cell but seed, lr,
     method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
-    once; DFR refits and unpackable models one at a time. For small models on a GPU."""
+    once; DFR refits and unpackable models one at a time. For small models on a GPU. Synthetic
+    sets are rendered ahead by `prefetch_workers` processes (default: all cores but two) into
+    the disk cache (data_cache.py), in the order the packs need them."""
     from ..training.models import build_model
     from ..training.packing import packable
 
+    workers = max(0, (os.cpu_count() or 1) - 2) if prefetch_workers is None else prefetch_workers
     outcomes = []
     keep = sorted(plan.keep)
-    with _bar(plan, progress) as bar:
-        for phase in plan.phases:
-            grouped = [p for p in packs(phase, max_pack)
-                       if len(p) > 1 and packable(build_model(p[0].model, 2, width=8, pretrained=False))]
+    order = [[p for p in packs(phase, max_pack)
+              if len(p) > 1 and packable(build_model(p[0].model, 2, width=8, pretrained=False))]
+             for phase in plan.phases]
+    with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar:
+        queue = [c for phase_packs in order for pack in phase_packs for c in pack]
+        ready = data_cache.prefetch(queue + [c for p in plan.phases for c in p], cache, workers)
+        for phase, grouped in zip(plan.phases, order):
             in_pack = {c.hash for p in grouped for c in p}
             for pack in grouped:
                 bar.set_postfix_str(f"pack of {len(pack)}: {pack[0].label()}", refresh=True)
+                for c in pack:  # its data rendered (an error there shows again in the run itself)
+                    future = ready.get(data_cache.data_key(c))
+                    if future is not None:
+                        future.exception()
                 for outcome in run_pack([c.to_dict() for c in pack], folder, keep, device, threads):
                     outcomes.append(outcome)
                     _note(bar, outcome)

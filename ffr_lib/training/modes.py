@@ -29,6 +29,7 @@ from ..generation.procedural import ProceduralGenerator, labels_for
 from ..generation.recipes import Recipe, synthetic_counts, usb_counts
 from ..metrics import proportions
 from ..registry import Registry
+from . import data_cache
 from .config import RunConfig
 
 SYNTHETIC_TEST_START = 10_000_000  # synthetic test images: indices far past any training set's
@@ -96,9 +97,16 @@ def _procedural(
 
 @lru_cache(maxsize=16)
 def _synthetic_cached(config: RunConfig, counts: tuple, seed: int, start: int, agnostic: bool, root: str | None):
-    splits = dataset_splits(config.dataset, config.data, root)
-    data = SYNTHETIC_SOURCES[config.generator](config, splits, np.array(counts, dtype=np.int64), seed, start, agnostic)
-    return corrupted(data, config.corruption, seed, start)
+    # the disk cache, when set (sets made by `ffr generate` are on disk already)
+    path = None if config.generator == "disk" else data_cache.cache_path(config, counts, seed, start, agnostic)
+    data = data_cache.load(path)
+    if data is None:
+        splits = dataset_splits(config.dataset, config.data, root)
+        data = SYNTHETIC_SOURCES[config.generator](config, splits, np.array(counts, dtype=np.int64), seed, start,
+                                                   agnostic)
+        data = corrupted(data, config.corruption, seed, start)
+        data_cache.save(path, data)
+    return data
 
 
 def corrupted(data: GroupedImages, severity: int, seed: int, start: int = 0) -> GroupedImages:
