@@ -16,7 +16,8 @@ DataLoader start-up) is left out when there are two or more epochs. For OURS the
 seconds come from train_stage's history minus the time of its per-epoch validation on a 64-image
 set (measured separately); the wall column is epochs * N / the whole call, warm-up included.
 Peak memory: torch.cuda.max_memory_allocated on CUDA; on CPU the process's peak resident set
-(DataLoader workers not counted), so on CPU it mostly measures the data held in memory.
+(DataLoader workers not counted), so on CPU it mostly measures the data held in memory. Ours' peak
+includes the whole uint8 training set held on the device; the naive loop's only its batches.
 """
 
 from __future__ import annotations
