@@ -73,6 +73,10 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
     from ..training.packing import packable
 
     workers = max(0, (os.cpu_count() or 1) - 2) if prefetch_workers is None else prefetch_workers
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.backends.cudnn.benchmark = True  # fixed shapes per pack: pick the fastest convolutions
     outcomes = []
     keep = sorted(plan.keep)
     order = [[p for p in packs(phase, max_pack)
