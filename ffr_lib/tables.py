@@ -118,7 +118,13 @@ class Results:
     missing: tuple[str, ...]  # labels of the profile's runs without a record
     rule: str  # selection rule
 
-    def require(self) -> Results:
+    def require(self, partial: bool = False) -> Results:
+        """Self when every run has a record; with `partial`, also when some are missing (a GPU
+        sweep still under way): says how many, and the tables show what is there."""
+        if self.missing and partial:
+            print(f"{self.folder}: partial store: {len(self.missing)} run(s) of profile {self.profile!r} have no "
+                  "record yet; tables and figures show the recorded cells only")
+            return self
         if self.missing:
             shown = "\n  ".join(self.missing[:20]) + (f"\n  ... {len(self.missing) - 20} more" if len(self.missing) > 20 else "")
             raise MissingRecords(f"{self.folder}: {len(self.missing)} run(s) of profile {self.profile!r} have no "

@@ -182,3 +182,13 @@ def test_paper_numbers_refuse_an_unlabelled_table(tmp_path):
     bad.write_text("t:\n  source: ours\n  title: x\n  rows: []\n")
     with pytest.raises(ValueError, match="source must read 'paper"):
         load_numbers(bad)
+
+
+def test_partial_store_is_refused_unless_asked(tmp_path, capsys):
+    from ffr_lib.tables import MissingRecords, Results
+
+    partial = Results("paper", tmp_path, pd.DataFrame(), ("shapes-binary r=0.9 none/erm lr=0.001 s=0",), "val_worst_group")
+    with pytest.raises(MissingRecords, match="1 run"):
+        partial.require()
+    assert partial.require(partial=True) is partial
+    assert "partial store: 1 run(s)" in capsys.readouterr().out
