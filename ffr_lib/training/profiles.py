@@ -79,13 +79,13 @@ _register(Profile(
 
 _register(Profile(
     "quick",
-    "minutes on a CPU: shapes-binary at 0.95 and 0.99, every mode with ERM, one seed; FFR stage 2 at two lrs",
+    "minutes on a CPU: shapes-binary at 0.95 and 0.99, every mode with ERM, one seed, width 16; FFR stage 2 at two lrs",
     (
-        grid(RunConfig(data=QUICK_WORLD, epochs=10, width=32, lr=1e-3, **SD_LIKE), ratio=(0.95, 0.99),
+        grid(RunConfig(data=QUICK_WORLD, epochs=10, width=16, lr=1e-3, **SD_LIKE), ratio=(0.95, 0.99),
              mode=("none", "usb", "asb")),
-        grid(RunConfig(data=QUICK_WORLD, epochs=10, width=32, pre_lr=1e-3, mode="ffr", **SD_LIKE),
+        grid(RunConfig(data=QUICK_WORLD, epochs=10, width=16, pre_lr=1e-3, mode="ffr", **SD_LIKE),
              ratio=(0.95, 0.99), order=("1-2",), lr=(1e-3, 1e-4)),
-        grid(RunConfig(data=QUICK_WORLD, epochs=10, width=32, lr=1e-3, mode="ffr", order="1", **SD_LIKE),
+        grid(RunConfig(data=QUICK_WORLD, epochs=10, width=16, lr=1e-3, mode="ffr", order="1", **SD_LIKE),
              ratio=(0.95, 0.99)),
     ),
 ))
