@@ -13,7 +13,6 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
-import torch
 
 from ffr_lib.results import ResultStore
 from ffr_lib.training.config import RunConfig
@@ -23,12 +22,7 @@ from ffr_lib.training.sweep import count_trainings, grid, make_plan, phases, run
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def trained_counts(store: ResultStore) -> Counter:

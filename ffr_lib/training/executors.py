@@ -79,9 +79,9 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
         torch.backends.cudnn.benchmark = True  # fixed shapes per pack: pick the fastest convolutions
     outcomes = []
     keep = sorted(plan.keep)
-    order = [[p for p in packs(phase, max_pack)
-              if len(p) > 1 and packable(build_model(p[0].model, 2, width=8, pretrained=False))]
-             for phase in plan.phases]
+    can_pack = {name: packable(build_model(name, 2, width=8, pretrained=False))
+                for name in {c.model for phase in plan.phases for c in phase if c.trains}}
+    order = [[p for p in packs(phase, max_pack) if len(p) > 1 and can_pack[p[0].model]] for phase in plan.phases]
     with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar:
         queue = [c for phase_packs in order for pack in phase_packs for c in pack]
         ready = data_cache.prefetch(queue + [c for p in plan.phases for c in p], cache, workers)
