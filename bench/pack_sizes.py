@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     p.add_argument("--images", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--graphs", choices=("on", "off"), default="on", help="CUDA graphs for each step (graphs.py)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.device.startswith("cuda"):
@@ -55,14 +56,16 @@ def main(argv: list[str] | None = None) -> dict:
     rows = []
     reset_peak_memory(args.device)
     m = model(0, args.device)
-    result = train_stage(m, train, val, groups, epochs=args.epochs, batch_size=128, seed=0)
+    graphs = args.graphs == "on"
+    result = train_stage(m, train, val, groups, epochs=args.epochs, batch_size=128, seed=0, cuda_graphs=graphs)
     alone = len(train) / result.history[-1]["seconds"]
     rows.append({"runs": "alone", "images_per_s": alone, "ratio": 1.0, "peak_mib": peak_memory_bytes(args.device) / 2**20})
     for k in args.sizes:
         reset_peak_memory(args.device)
         members = [PackMember(train, val, "erm", 1e-3, s) for s in range(k)]
         synchronize(args.device)
-        results = train_packed([model(s, args.device) for s in range(k)], members, groups, epochs=args.epochs)
+        results = train_packed([model(s, args.device) for s in range(k)], members, groups, epochs=args.epochs,
+                               cuda_graphs=graphs)
         rate = k * len(train) / results[0].history[-1]["seconds"]
         rows.append({"runs": k, "images_per_s": rate, "ratio": rate / alone,
                      "peak_mib": peak_memory_bytes(args.device) / 2**20})
@@ -70,9 +73,11 @@ def main(argv: list[str] | None = None) -> dict:
     print()
     text = table(rows, [("runs", "runs packed"), ("images_per_s", "images/s (all runs)"), ("ratio", "x alone"),
                         ("peak_mib", "peak MiB")])
-    payload = {"machine": machine_info(args.device), "images": len(train), "epochs": args.epochs, "rows": rows,
+    payload = {"machine": machine_info(args.device), "images": len(train), "epochs": args.epochs, "graphs": graphs,
+               "rows": rows,
                "table": text}
-    write_json(args.out or RESULTS / f"pack_sizes_{args.device.split(':')[0]}.json", payload)
+    suffix = "" if graphs else "_no_graphs"
+    write_json(args.out or RESULTS / f"pack_sizes_{args.device.split(':')[0]}{suffix}.json", payload)
     return payload
 
 

@@ -72,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layers-per-block", type=int, default=DiffusionConfig.layers_per_block)
     p.add_argument("--p-uncond-bias", type=float, default=DiffusionConfig.p_uncond_bias,
                    help="share of training labels whose scene becomes 'no bias'")
+    p.add_argument("--prediction-type", default=DiffusionConfig.prediction_type, choices=["epsilon", "v_prediction"],
+                   help="what the UNet predicts; v_prediction is well posed at the schedule's zero terminal SNR")
     for f in fields(TrainConfig):
         if f.name == "flip":
             continue
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                         web_per_class=args.web_per_class, web_majority=args.web_majority)
     levels = len(args.channels)
     config = DiffusionConfig(block_out_channels=tuple(args.channels), layers_per_block=args.layers_per_block,
-                             attention_levels=(False,) * (levels - 1) + (True,), p_uncond_bias=args.p_uncond_bias)
+                             attention_levels=(False,) * (levels - 1) + (True,), p_uncond_bias=args.p_uncond_bias,
+                             prediction_type=args.prediction_type)
     run = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "flip"},
                       flip=not args.no_flip)
     t0 = time.perf_counter()

@@ -16,6 +16,7 @@ import torch
 
 from ..data.grouped import GroupedImages
 from ..metrics import Group, evaluate_predictions
+from .graphs import StepGraph
 from .methods import group_ids, make_method
 from .models import Classifier
 
@@ -38,8 +39,8 @@ class StageResult:
 
 
 def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cuda":  # no weight-cast cache: CUDA graphs (graphs.py) cannot capture it
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
     return torch.autocast("cpu", enabled=False)
 
 
@@ -102,19 +103,33 @@ def train_stage(
     source_groups: bool = False,
     dro_step: float = 0.01,
     on_epoch: Callable[[dict], None] | None = None,
+    cuda_graphs: bool = True,
 ) -> StageResult:
     """Train `model` (in place) on `train` with a fresh Adam; keep the epoch with the best WA on
     `val` over `groups` (ties: the earlier epoch) and load it into the model at the end.
 
     freeze_bn: the model stays in eval mode (BN running statistics frozen, BN affine weights
-    still trained), as the authors' FFR stage 2 option did.
+    still trained), as the authors' FFR stage 2 option did. cuda_graphs: on CUDA, replay each
+    full batch's step as a CUDA graph (graphs.py; the same kernels, launched at once).
     """
     device = next(model.parameters()).device
     train, val = train.to(device), val.to(device)
     gid, keys = group_ids(train, with_source=source_groups)
     rule = make_method(method, gid, len(keys), dro_step)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=device.type == "cuda")
+    cuda = device.type == "cuda"
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=cuda, capturable=cuda)
     generator = torch.Generator(device=device).manual_seed(seed)
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=not cuda)  # in place on CUDA: a graph keeps the gradients' addresses
+        with _autocast(device):
+            logits = model(_prepare(train.images[idx]))
+        loss = rule.loss(logits, train.y[idx], gid[idx])
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    graphed = StepGraph(step, device, enabled=cuda_graphs)
     best_wa, best_epoch, best_state = -1.0, 0, None
     history = []
     for epoch in range(1, epochs + 1):
@@ -122,13 +137,7 @@ def train_stage(
         model.train(not freeze_bn)
         total, steps = torch.zeros((), device=device), 0
         for idx in rule.batches(batch_size, generator):
-            with _autocast(device):
-                logits = model(_prepare(train.images[idx]))
-            loss = rule.loss(logits, train.y[idx], gid[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
+            total += graphed(idx)
             steps += 1
         mean_loss = float(total) / max(steps, 1)  # one sync per epoch
         if not torch.isfinite(torch.tensor(mean_loss)):

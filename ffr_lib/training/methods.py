@@ -87,9 +87,9 @@ class GroupDRO(Method):
 
     def reduce(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         per_group = self.group_losses(losses, groups)
-        with torch.no_grad():
-            self.q = self.q * torch.exp(self.dro_step * per_group.detach())
-            self.q = self.q / self.q.sum()
+        with torch.no_grad():  # in place: a CUDA graph of the step (graphs.py) keeps q's address
+            self.q.mul_(torch.exp(self.dro_step * per_group.detach()))
+            self.q.div_(self.q.sum())
         return (self.q * per_group).sum()
 
     def state(self) -> dict:

@@ -30,6 +30,7 @@ from torchvision.models import resnet as tv_resnet
 
 from ..data.grouped import GroupedImages
 from ..metrics import Group, evaluate_predictions
+from .graphs import StepGraph
 from .loop import EVAL_BATCH, Diverged, StageResult, _autocast
 from .methods import Method, group_ids, make_method
 from .models import BasicBlock, Classifier, SmallResNet
@@ -180,10 +181,12 @@ def train_packed(
     source_groups: bool = False,
     dro_step: float = 0.01,
     on_epoch: Callable[[int, float], None] | None = None,
+    cuda_graphs: bool = True,
 ) -> list[StageResult | Diverged]:
     """Train the K `models` (in place) on their members' sets, all at once; each keeps its best
     epoch by validation WA, as train_stage does. Returns per run its StageResult, or Diverged
-    for a run whose loss became non-finite (the others go on)."""
+    for a run whose loss became non-finite (the others go on). cuda_graphs: on CUDA, replay each
+    full batch's step as a CUDA graph (graphs.py)."""
     k = len(models)
     if k != len(members) or k == 0:
         raise ValueError(f"train_packed: {k} models for {len(members)} members")
@@ -209,11 +212,33 @@ def train_packed(
     params = list(packed.parameters())
     lr = torch.tensor([m.lr for m in members], device=device)
     lr_blocks = _lr_blocks(params, lr, k)
-    optimizer = torch.optim.Adam(params, lr=1.0, weight_decay=weight_decay, fused=device.type == "cuda")
+    cuda = device.type == "cuda"
+    optimizer = torch.optim.Adam(params, lr=1.0, weight_decay=weight_decay, fused=cuda, capturable=cuda)
     old = [p.detach().clone() for p in params]
     alive = torch.ones(k, dtype=torch.bool, device=device)
     rows = torch.arange(k, device=device)[:, None]
 
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        """One step of every run on its batch idx[k] (int64 (K, B)); returns the K losses."""
+        optimizer.zero_grad(set_to_none=not cuda)  # in place on CUDA: a graph keeps the gradients' addresses
+        with _autocast(device):
+            logits = packed(_stack_inputs(images[rows, idx]))  # (B, K, C)
+        y, gid = labels[rows, idx], ids[rows, idx]
+        losses = F.cross_entropy(logits.float().transpose(0, 1).reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                 reduction="none").view(k, -1)
+        run_loss = losses.mean(1)
+        if not all(plain):
+            run_loss = torch.stack([run_loss[i] if plain[i] else rules[i].reduce(losses[i], gid[i])
+                                    for i in range(k)])
+        torch.where(alive, run_loss, torch.zeros_like(run_loss)).sum().backward()
+        torch._foreach_copy_(old, [p.detach() for p in params])
+        optimizer.step()
+        with torch.no_grad():  # p = old + lr_k * (p_adam - old)
+            torch._foreach_lerp_(old, [p.detach() for p in params], lr_blocks)
+            torch._foreach_copy_([p.detach() for p in params], old)
+        return run_loss.detach()
+
+    graphed = StepGraph(step, device, enabled=cuda_graphs)
     best_wa = [-1.0] * k
     best_epoch = [0] * k
     best_state = {key: v.detach().clone() for key, v in packed.state_dict().items()}
@@ -226,23 +251,7 @@ def train_packed(
         order = torch.stack([r.epoch_indices(g) for r, g in zip(rules, generators)])  # (K, N)
         total, steps = torch.zeros(k, device=device), 0
         for idx in order.split(batch_size, dim=1):  # (K, B)
-            with _autocast(device):
-                logits = packed(_stack_inputs(images[rows, idx]))  # (B, K, C)
-            y, gid = labels[rows, idx], ids[rows, idx]
-            losses = F.cross_entropy(logits.float().transpose(0, 1).reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                     reduction="none").view(k, -1)
-            run_loss = losses.mean(1)
-            if not all(plain):
-                run_loss = torch.stack([run_loss[i] if plain[i] else rules[i].reduce(losses[i], gid[i])
-                                        for i in range(k)])
-            optimizer.zero_grad(set_to_none=True)
-            torch.where(alive, run_loss, torch.zeros_like(run_loss)).sum().backward()
-            torch._foreach_copy_(old, [p.detach() for p in params])
-            optimizer.step()
-            with torch.no_grad():  # p = old + lr_k * (p_adam - old)
-                torch._foreach_lerp_(old, [p.detach() for p in params], lr_blocks)
-                torch._foreach_copy_([p.detach() for p in params], old)
-            total += run_loss.detach()
+            total += graphed(idx)
             steps += 1
         mean_loss = (total / max(steps, 1)).tolist()  # one sync per epoch
         pred = packed_predictions(packed, val_images).cpu()
@@ -255,7 +264,7 @@ def train_packed(
                 failed[i] = Diverged(f"loss is {mean_loss[i]} in epoch {epoch} (lr {m.lr:g}, method {m.method})")
                 alive[i] = False
                 lr[i] = 0.0
-                lr_blocks = _lr_blocks(params, lr, k)
+                torch._foreach_copy_(lr_blocks, _lr_blocks(params, lr, k))  # in place: a graph reads these
                 continue
             metrics = evaluate_predictions(pred[i], m.val.y, m.val.b, groups, set_name="validation set")
             history[i].append({"epoch": epoch, "loss": mean_loss[i], "val_wa": metrics["wa"],
