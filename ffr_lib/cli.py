@@ -135,6 +135,7 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="inprocess: torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded in each record)")
     p.add_argument("--cluster", default=None, help="slurm: submitit cluster (None = auto, 'local' = subprocesses)")
+    p.add_argument("--ratio", type=float, nargs="+", help="only these bias ratios (a slice of the grid)")
 
 
 @command("sweep", "run (or resume) a profile's grid of trainings into the results store", _sweep_arguments)
@@ -142,7 +143,7 @@ def sweep(args: argparse.Namespace) -> int:
     from .training.sweep_cli import sweep_command
 
     return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
-                         args.cluster)
+                         args.cluster, args.ratio)
 
 
 def _figures_arguments(p: argparse.ArgumentParser) -> None:

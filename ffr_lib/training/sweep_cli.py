@@ -41,9 +41,16 @@ def sweep_command(
     device: str | None = None,
     threads: int | None = None,
     cluster: str | None = None,
+    ratios: list[float] | None = None,
 ) -> int:
     prof = get_profile(profile)
     configs = prof.configs(tuple(datasets) if datasets else None)
+    if ratios:  # a slice of the grid, e.g. one bias ratio per GPU session
+        have = sorted({c.ratio for c in configs})
+        missing = [r for r in ratios if r not in have]
+        if missing:
+            raise SystemExit(f"--ratio {missing}: profile {profile!r} has ratios {have}")
+        configs = [c for c in configs if c.ratio in ratios]
     folder = Path(results) / profile
     options: dict = {}
     if executor in ("inprocess", "packed"):
