@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -218,12 +219,14 @@ def test_mixed_requests_equal_their_separate_parts(trained):
 
 
 
-def test_sampler_with_the_exact_noise_predictor_of_a_one_image_world_returns_that_image():
-    """DDIM (trailing spacing, eta 0) with the optimal eps for data = one image x*:
-    eps(x_t, t) = (x_t - sqrt(abar_t) x*) / sqrt(1 - abar_t), on the training schedule."""
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction"])
+def test_sampler_with_the_exact_noise_predictor_of_a_one_image_world_returns_that_image(prediction):
+    """DDIM (trailing spacing, eta 0) with the optimal prediction for data = one image x*:
+    eps(x_t, t) = (x_t - sqrt(abar_t) x*) / sqrt(1 - abar_t), or v = sqrt(abar_t) eps -
+    sqrt(1 - abar_t) x*, on the training schedule."""
     from types import SimpleNamespace
 
-    model = ConditionalDiffusion(WORLD, TINY)
+    model = ConditionalDiffusion(WORLD, replace(TINY, prediction_type=prediction))
     target = torch.linspace(-0.9, 0.9, 3 * 32 * 32).reshape(3, 32, 32)
     abar = model.scheduler("ddpm").alphas_cumprod
 
@@ -234,7 +237,8 @@ def test_sampler_with_the_exact_noise_predictor_of_a_one_image_world_returns_tha
 
         def forward(self, x, t, class_labels=None):
             a = abar[int(t)]
-            return SimpleNamespace(sample=(x - a.sqrt() * target) / (1 - a).sqrt())
+            eps = (x - a.sqrt() * target) / (1 - a).sqrt()
+            return SimpleNamespace(sample=eps if prediction == "epsilon" else a.sqrt() * eps - (1 - a).sqrt() * target)
 
     model.unet = Oracle()
     out = model.sample(np.array([0, 1]), np.array([1, 0]), seed=0, steps=5, batch=2)

@@ -56,7 +56,7 @@ class DiffusionConfig:
     attention_head_dim: int = 32  # channels per attention head
     num_train_timesteps: int = 1000  # DDPM steps
     beta_schedule: str = "squaredcos_cap_v2"  # DDPM noise schedule
-    prediction_type: str = "epsilon"  # what the UNet predicts
+    prediction_type: str = "v_prediction"  # what the UNet predicts (epsilon is ill-posed at the zero terminal SNR)
     p_uncond_bias: float = 0.2  # training: share of labels whose scene becomes "no bias"
 
     def __post_init__(self) -> None:
