@@ -221,6 +221,7 @@ class Runner:
                                  f"(it must train, and agree on {', '.join(same)})")
         t0 = time.perf_counter()
         datas = [compose(c) for c in configs]
+        t_data = time.perf_counter()
         records, models, members, starts = [], [], [], []
         for c, d in zip(configs, datas):
             model, trained, reused = self._start(c, d)
@@ -229,16 +230,21 @@ class Runner:
             starts.append((trained, reused))
             members.append(PackMember(d.stages[-1], d.val, c.method, c.lr, c.seed))
         self.trainings += len(configs)
+        t_start = time.perf_counter()
         results = train_packed(models, members, datas[0].groups, epochs=first.epochs, batch_size=first.batch_size,
                                weight_decay=first.weight_decay, freeze_bn=first.freeze_bn,
                                source_groups=datas[0].source_groups, dro_step=first.dro_step)
-        share = (time.perf_counter() - t0) / len(configs)
+        t_train = time.perf_counter()
+        # where the pack's time went (the same in each of its records): data, starting models, training
+        timing = {"data": t_data - t0, "start": t_start - t_data, "train": t_train - t_start}
+        share = (t_train - t0) / len(configs)
         for c, d, record, model, result, (trained, reused) in zip(configs, datas, records, models, results, starts):
             t1 = time.perf_counter()
             if isinstance(result, Diverged):
                 self._fail(record, result)
             else:
-                record.update(self._train_extra(c, d, model, result, trained, reused), pack=len(configs))
+                record.update(self._train_extra(c, d, model, result, trained, reused), pack=len(configs),
+                              pack_seconds=timing)
                 self._evaluate(record, model, d, save=c.hash in self.keep)
             self._finish(record, t1 - share, write=True)
 
