@@ -29,3 +29,16 @@ def _small_counts(original):
         return [(y, b, max(12, n // 100)) for y, b, n in original(config, split)]
 
     return small
+
+
+def test_sweep_ratio_runs_a_slice_and_names_the_profiles_ratios(tmp_path, capsys):
+    import pytest
+
+    args = ["sweep", "--profile", "quick", "--executor", "dry", "--results", str(tmp_path)]
+    assert main(args + ["--ratio", "0.99"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert listed and all("r=0.99" in line for line in listed)
+    assert main(args) == 0
+    assert any("r=0.95" in line for line in capsys.readouterr().out.splitlines())
+    with pytest.raises(SystemExit, match=r"has ratios \[0.95, 0.99\]"):
+        main(args + ["--ratio", "0.9"])
