@@ -137,22 +137,23 @@ class PackMember:
     seed: int
 
 
-def _stack_inputs(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (K, B, 3, H, W) -> (B, K*3, H, W), channels_last on CUDA."""
+def _stack_inputs(images: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+    """uint8 (K, B, 3, H, W) -> (B, K*3, H, W), channels_last on CUDA unless told otherwise."""
     k, b, c, h, w = images.shape
     x = images.transpose(0, 1).reshape(b, k * c, h, w)
-    return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+    return x.contiguous(memory_format=torch.channels_last) if x.is_cuda and channels_last else x.contiguous()
 
 
 @torch.no_grad()
-def packed_predictions(packed: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
+def packed_predictions(packed: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH,
+                       channels_last: bool = True) -> torch.Tensor:
     """uint8 (K, N, 3, H, W) -> int64 (K, N) predicted classes, in eval mode."""
     was_training = packed.training
     packed.eval()
     out = []
     with _autocast(images.device):
         for chunk in images.split(batch, dim=1):
-            out.append(packed(_stack_inputs(chunk)).argmax(-1).T)
+            out.append(packed(_stack_inputs(chunk, channels_last)).argmax(-1).T)
     packed.train(was_training)
     return torch.cat(out, dim=1)
 
@@ -182,6 +183,7 @@ def train_packed(
     dro_step: float = 0.01,
     on_epoch: Callable[[int, float], None] | None = None,
     cuda_graphs: bool = True,
+    channels_last: bool = True,
 ) -> list[StageResult | Diverged]:
     """Train the K `models` (in place) on their members' sets, all at once; each keeps its best
     epoch by validation WA, as train_stage does. Returns per run its StageResult, or Diverged
@@ -194,7 +196,7 @@ def train_packed(
     device = next(models[0].parameters()).device
     packed = packed_like(models[0], k)
     packed.load_state_dict(pack_state([m.state_dict() for m in models]))
-    if device.type == "cuda":
+    if device.type == "cuda" and channels_last:
         packed = packed.to(memory_format=torch.channels_last)
     images = torch.stack([m.train.images for m in members]).to(device)  # uint8 (K, N, 3, H, W)
     labels = torch.stack([m.train.y for m in members]).to(device)  # (K, N)
@@ -222,7 +224,7 @@ def train_packed(
         """One step of every run on its batch idx[k] (int64 (K, B)); returns the K losses."""
         optimizer.zero_grad(set_to_none=not cuda)  # in place on CUDA: a graph keeps the gradients' addresses
         with _autocast(device):
-            logits = packed(_stack_inputs(images[rows, idx]))  # (B, K, C)
+            logits = packed(_stack_inputs(images[rows, idx], channels_last))  # (B, K, C)
         y, gid = labels[rows, idx], ids[rows, idx]
         losses = F.cross_entropy(logits.float().transpose(0, 1).reshape(-1, logits.shape[-1]), y.reshape(-1),
                                  reduction="none").view(k, -1)
@@ -254,7 +256,7 @@ def train_packed(
             total += graphed(idx)
             steps += 1
         mean_loss = (total / max(steps, 1)).tolist()  # one sync per epoch
-        pred = packed_predictions(packed, val_images).cpu()
+        pred = packed_predictions(packed, val_images, channels_last=channels_last).cpu()
         seconds = time.perf_counter() - t0
         improved = torch.zeros(k, dtype=torch.bool)
         for i, m in enumerate(members):
