@@ -1,6 +1,6 @@
 """One training step captured as a CUDA graph and replayed.
 
-A 32 px run of the small ResNet launches ~200 tiny kernels a step (forward, backward, fused
+A 32 px run of the small ResNet launches hundreds of tiny kernels a step (forward, backward, fused
 Adam); on an H100 the launches, not the arithmetic, set its speed. A CUDA graph records the
 step's kernels once and replays them with one launch, so the step costs what its kernels cost.
 The step is the same computation as the eager one (same kernels, same order); what a graph
