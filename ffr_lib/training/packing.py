@@ -216,7 +216,8 @@ def train_packed(
     lr_blocks = _lr_blocks(params, lr, k)
     cuda = device.type == "cuda"
     optimizer = torch.optim.Adam(params, lr=1.0, weight_decay=weight_decay, fused=cuda, capturable=cuda)
-    old = [p.detach().clone() for p in params]
+    weights = [p.detach() for p in params]  # views of the parameters (same storage) for the lr rescale
+    old = [w.clone() for w in weights]
     alive = torch.ones(k, dtype=torch.bool, device=device)
     rows = torch.arange(k, device=device)[:, None]
 
@@ -233,11 +234,11 @@ def train_packed(
             run_loss = torch.stack([run_loss[i] if plain[i] else rules[i].reduce(losses[i], gid[i])
                                     for i in range(k)])
         torch.where(alive, run_loss, torch.zeros_like(run_loss)).sum().backward()
-        torch._foreach_copy_(old, [p.detach() for p in params])
+        torch._foreach_copy_(old, weights)
         optimizer.step()
         with torch.no_grad():  # p = old + lr_k * (p_adam - old)
-            torch._foreach_lerp_(old, [p.detach() for p in params], lr_blocks)
-            torch._foreach_copy_([p.detach() for p in params], old)
+            torch._foreach_lerp_(old, weights, lr_blocks)
+            torch._foreach_copy_(weights, old)
         return run_loss.detach()
 
     graphed = StepGraph(step, device, enabled=cuda_graphs)
