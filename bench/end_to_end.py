@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--executor", default="inprocess", help="--sweep: inprocess, gpus, slurm or dry")
     p.add_argument("--device", help="--sweep with inprocess: torch device (default: cuda if available)")
     p.add_argument("--threads", type=int, help="--sweep: torch CPU threads per run")
+    p.add_argument("--ratio", type=float, nargs="+", help="--sweep: only these bias ratios (a slice of the grid)")
+    p.add_argument("--dataset", nargs="+", help="--sweep: only these datasets")
     p.add_argument("--results", type=Path, help="--sweep: results root (default outputs/bench/sweep-<profile>-<time>)")
     p.add_argument("--keep", type=Path, help="--notebooks-quick: keep figures, copies and results here "
                    "(default: a temporary folder, removed)")
@@ -121,13 +123,18 @@ def main(argv: list[str] | None = None) -> dict:
             with tempfile.TemporaryDirectory(prefix="ffr-bench-notebooks-") as tmp:
                 payload["job"] = notebooks_quick(args.notebooks_quick, Path(tmp))
     else:
-        name, profiles = f"sweep_{args.sweep}_{args.executor}_{device.split(':')[0]}", [args.sweep]
+        sliced = "".join([f"_r{r:g}" for r in args.ratio or []] + [f"_{d}" for d in args.dataset or []])
+        name, profiles = f"sweep_{args.sweep}{sliced}_{args.executor}_{device.split(':')[0]}", [args.sweep]
         results = args.results or ROOT / "outputs" / "bench" / f"sweep-{args.sweep}-{time.strftime('%Y%m%d-%H%M%S')}"
         command = [*ffr(), "sweep", "--profile", args.sweep, "--executor", args.executor, "--results", str(results)]
         if args.executor == "inprocess":
             command += ["--device", device]
         if args.threads:
             command += ["--threads", str(args.threads)]
+        if args.ratio:
+            command += ["--ratio", *map(str, args.ratio)]
+        if args.dataset:
+            command += ["--dataset", *args.dataset]
         payload["job"] = run_timed(command)
         payload["job"]["results"] = str(results / args.sweep)
     rows = [counts(profile) for profile in profiles]

@@ -3,8 +3,8 @@
 A graph replays fixed tensor addresses, so what the step updates must be updated in place: those
 invariants are checked on any machine. That replaying gives the weights eager steps give is
 checked where CUDA exists (bench/train_throughput.py measured a difference of exactly 0 on an
-H100 for ERM; these tests add GroupDRO, a last smaller batch, frozen BN and packed runs, and
-passed on the H100 through the device tool on 2026-11-25, 6 of 6).
+H100 for ERM; these tests add GroupDRO, a last smaller batch, frozen BN, packed runs and runs on
+parallel streams; they run on the H100 through the device tool, `docs/performance.md` says when).
 """
 
 from dataclasses import replace
@@ -90,3 +90,20 @@ def test_replayed_packed_steps_give_the_weights_of_eager_packed_steps():
         outs.append(models)
     for a, b in zip(*outs):
         _same_weights(a, b)
+
+
+@cuda
+def test_runs_on_parallel_streams_give_the_weights_of_runs_alone():
+    """A pack launches each run on its own stream; with deterministic cuDNN kernels every run's
+    weights are those of the run trained alone (sets of two sizes, so the streams' step counts
+    differ)."""
+    torch.backends.cudnn.deterministic = True
+    datas = [compose(replace(TINY, mode="none", ratio=r, seed=s)) for s, r in enumerate((0.95, 0.9, 0.95))]
+    specs = [("erm", 1e-3), ("groupdro", 3e-4), ("resampling", 1e-3)]
+    members = [PackMember(d.stages[-1], d.val, m, lr, s) for s, (d, (m, lr)) in enumerate(zip(datas, specs))]
+    packed = [_model(s, "cuda") for s in range(3)]
+    train_packed(packed, members, datas[0].groups, epochs=2, batch_size=64)
+    for s, (d, (m, lr)) in enumerate(zip(datas, specs)):
+        alone = _model(s, "cuda")
+        train_stage(alone, d.stages[-1], d.val, d.groups, method=m, lr=lr, epochs=2, batch_size=64, seed=s)
+        _same_weights(packed[s], alone)

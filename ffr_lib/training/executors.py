@@ -66,12 +66,9 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
            max_pack: int = 32, prefetch_workers: int | None = None) -> list[dict]:
     """In this process, trainings that can share a pack (sweep.pack_key: same cell but seed, lr,
     method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
-    once; DFR refits and unpackable models one at a time. For small models on a GPU. Synthetic
+    once (each run on its own CUDA stream); DFR refits one at a time. For small models on a GPU. Synthetic
     sets are rendered ahead by `prefetch_workers` processes (default: all cores but two) into
     the disk cache (data_cache.py), in the order the packs need them."""
-    from ..training.models import build_model
-    from ..training.packing import packable
-
     workers = max(0, (os.cpu_count() or 1) - 2) if prefetch_workers is None else prefetch_workers
     if str(device).startswith("cuda"):
         import torch
@@ -79,9 +76,7 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
         torch.backends.cudnn.benchmark = True  # fixed shapes per pack: pick the fastest convolutions
     outcomes = []
     keep = sorted(plan.keep)
-    can_pack = {name: packable(build_model(name, 2, width=8, pretrained=False))
-                for name in {c.model for phase in plan.phases for c in phase if c.trains}}
-    order = [[p for p in packs(phase, max_pack) if len(p) > 1 and can_pack[p[0].model]] for phase in plan.phases]
+    order = [[p for p in packs(phase, max_pack) if len(p) > 1] for phase in plan.phases]
     with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar:
         queue = [c for phase_packs in order for pack in phase_packs for c in pack]
         ready = data_cache.prefetch(queue + [c for p in plan.phases for c in p], cache, workers)

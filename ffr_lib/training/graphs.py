@@ -71,18 +71,29 @@ class StepGraph:
         return out
 
     def _capture(self, idx: torch.Tensor) -> torch.Tensor:
-        """Record the step on `idx`'s shape, then replay it once (capturing does not run it)."""
+        """Record the step on `idx`'s shape, then replay it once (capturing does not run it).
+        Captured on a side stream with the graph's own memory pool, as torch.cuda.graph does,
+        but without its device-wide synchronisation and cache flush: in a pack the other runs'
+        streams keep working while one run captures."""
         self.static_idx = idx.clone()
         graph = torch.cuda.CUDAGraph()
+        capture = torch.cuda.Stream(idx.device)
+        capture.wait_stream(torch.cuda.current_stream())
         try:
-            with torch.cuda.graph(graph):
-                self.static_out = self.step(self.static_idx)
+            with torch.cuda.stream(capture):
+                graph.capture_begin()
+                try:
+                    self.static_out = self.step(self.static_idx)
+                finally:
+                    graph.capture_end()
         except Exception as err:  # noqa: BLE001 - a step that cannot be captured still trains eagerly
             warnings.warn(f"CUDA graph capture failed ({type(err).__name__}: {err}); training eagerly",
                           RuntimeWarning, stacklevel=3)
+            torch.cuda.current_stream().wait_stream(capture)
             self.enabled = False
             self.static_idx = self.static_out = None
             return self.step(idx)
+        torch.cuda.current_stream().wait_stream(capture)
         self.graph = graph
         self.graph.replay()
         self.replays += 1

@@ -8,6 +8,7 @@ with `Diverged`, which the runner records as the run's failure.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,97 @@ def evaluate(
     return evaluate_predictions(pred, data.y, data.b, groups, weights, set_name=set_name)
 
 
+class StageTrainer:
+    """One stage's training, an epoch and a step at a time: Adam (fused and capturable on CUDA),
+    the method's batches and loss, each full batch's step replayed as a CUDA graph, the best
+    epoch by validation WA. `train_stage` drives one; `packing.train_packed` drives several at
+    once, each on its own CUDA stream. `stream` (CUDA) is where this run's work is launched.
+
+    Per epoch: `batches()` -> `step(idx)` for each -> `predict_val()` -> `close_epoch(pred)`;
+    at the end `finish()` loads the best epoch's weights and returns the StageResult."""
+
+    def __init__(self, model: Classifier, train: GroupedImages, val: GroupedImages, groups: Sequence[Group], *,
+                 method: str = "erm", lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 1e-5,
+                 seed: int = 0, freeze_bn: bool = False, source_groups: bool = False, dro_step: float = 0.01,
+                 cuda_graphs: bool = True, stream: torch.cuda.Stream | None = None) -> None:
+        self.model, self.groups, self.lr, self.method = model, groups, lr, method
+        self.device = device = next(model.parameters()).device
+        self.stream = stream
+        with self.launching():
+            self.train, self.val = train.to(device), val.to(device)
+            self.gid, self.keys = group_ids(self.train, with_source=source_groups)
+            self.rule = make_method(method, self.gid, len(self.keys), dro_step)
+            self.generator = torch.Generator(device=device).manual_seed(seed)
+        cuda = device.type == "cuda"
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=cuda,
+                                          capturable=cuda)
+        self.batch_size, self.freeze_bn = batch_size, freeze_bn
+        self.graph = StepGraph(self._step, device, enabled=cuda_graphs)
+        self.epoch, self.steps, self.t0 = 0, 0, 0.0
+        self.total = torch.zeros((), device=device)
+        self.best_wa, self.best_epoch, self.best_state = -1.0, 0, None
+        self.history: list[dict] = []
+
+    def launching(self):
+        """Context in which this run's kernels are launched (its stream, if it has one)."""
+        return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+
+    def _step(self, idx: torch.Tensor) -> torch.Tensor:
+        cuda = self.device.type == "cuda"
+        self.optimizer.zero_grad(set_to_none=not cuda)  # in place on CUDA: a graph keeps the gradients' addresses
+        with _autocast(self.device):
+            logits = self.model(_prepare(self.train.images[idx]))
+        loss = self.rule.loss(logits, self.train.y[idx], self.gid[idx])
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+    def batches(self) -> list[torch.Tensor]:
+        """Start the next epoch: the model in training mode (BN frozen if asked) and this
+        epoch's index batches (int64 (B,) each, on the device)."""
+        self.epoch += 1
+        self.t0 = time.perf_counter()
+        self.model.train(not self.freeze_bn)
+        self.steps = 0
+        with self.launching():
+            self.total.zero_()
+            return list(self.rule.batches(self.batch_size, self.generator))
+
+    def step(self, idx: torch.Tensor) -> None:
+        """One training step on batch `idx` (launched, not waited for)."""
+        with self.launching():
+            self.total += self.graph(idx)
+        self.steps += 1
+
+    def predict_val(self) -> torch.Tensor:
+        """Predicted classes on the validation set, int64 (N,) on the device (launched)."""
+        with self.launching():
+            return logits_of(self.model, self.val.images).argmax(1)
+
+    def close_epoch(self, pred: torch.Tensor) -> dict:
+        """The epoch's row (loss, validation WA/BA, seconds); keeps the best epoch's weights.
+        Raises Diverged if the loss is not finite."""
+        mean_loss = float(self.total) / max(self.steps, 1)  # one sync per epoch
+        if not torch.isfinite(torch.tensor(mean_loss)):
+            raise Diverged(f"loss is {mean_loss} in epoch {self.epoch} (lr {self.lr:g}, method {self.method})")
+        metrics = evaluate_predictions(pred, self.val.y, self.val.b, self.groups, set_name="validation set")
+        row = {"epoch": self.epoch, "loss": mean_loss, "val_wa": metrics["wa"], "val_ba": metrics["ba"],
+               "seconds": time.perf_counter() - self.t0}
+        self.history.append(row)
+        if metrics["wa"] > self.best_wa:
+            self.best_wa, self.best_epoch = metrics["wa"], self.epoch
+            with self.launching():
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return row
+
+    def finish(self) -> StageResult:
+        """Load the best epoch's weights into the model; the stage's result."""
+        if self.stream is not None:
+            torch.cuda.current_stream().wait_stream(self.stream)
+        self.model.load_state_dict(self.best_state)
+        return StageResult(self.best_epoch, self.best_wa, self.history, self.rule.state(), self.keys)
+
+
 def train_stage(
     model: Classifier,
     train: GroupedImages,
@@ -112,49 +204,13 @@ def train_stage(
     still trained), as the authors' FFR stage 2 option did. cuda_graphs: on CUDA, replay each
     full batch's step as a CUDA graph (graphs.py; the same kernels, launched at once).
     """
-    device = next(model.parameters()).device
-    train, val = train.to(device), val.to(device)
-    gid, keys = group_ids(train, with_source=source_groups)
-    rule = make_method(method, gid, len(keys), dro_step)
-    cuda = device.type == "cuda"
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=cuda, capturable=cuda)
-    generator = torch.Generator(device=device).manual_seed(seed)
-
-    def step(idx: torch.Tensor) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=not cuda)  # in place on CUDA: a graph keeps the gradients' addresses
-        with _autocast(device):
-            logits = model(_prepare(train.images[idx]))
-        loss = rule.loss(logits, train.y[idx], gid[idx])
-        loss.backward()
-        optimizer.step()
-        return loss.detach()
-
-    graphed = StepGraph(step, device, enabled=cuda_graphs)
-    best_wa, best_epoch, best_state = -1.0, 0, None
-    history = []
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        model.train(not freeze_bn)
-        total, steps = torch.zeros((), device=device), 0
-        for idx in rule.batches(batch_size, generator):
-            total += graphed(idx)
-            steps += 1
-        mean_loss = float(total) / max(steps, 1)  # one sync per epoch
-        if not torch.isfinite(torch.tensor(mean_loss)):
-            raise Diverged(f"loss is {mean_loss} in epoch {epoch} (lr {lr:g}, method {method})")
-        metrics = evaluate(model, val, groups, set_name="validation set")
-        row = {
-            "epoch": epoch,
-            "loss": mean_loss,
-            "val_wa": metrics["wa"],
-            "val_ba": metrics["ba"],
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(row)
+    trainer = StageTrainer(model, train, val, groups, method=method, lr=lr, batch_size=batch_size,
+                           weight_decay=weight_decay, seed=seed, freeze_bn=freeze_bn, source_groups=source_groups,
+                           dro_step=dro_step, cuda_graphs=cuda_graphs)
+    for _ in range(epochs):
+        for idx in trainer.batches():
+            trainer.step(idx)
+        row = trainer.close_epoch(trainer.predict_val())
         if on_epoch is not None:
             on_epoch(row)
-        if metrics["wa"] > best_wa:
-            best_wa, best_epoch = metrics["wa"], epoch
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    return StageResult(best_epoch, best_wa, history, rule.state(), keys)
+    return trainer.finish()

@@ -56,8 +56,7 @@ class Method:
         return self.reduce(F.cross_entropy(logits.float(), y, reduction="none"), groups)
 
     def reduce(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        """Per-sample losses float (B,) and groups int64 (B,) -> the scalar loss (ERM: the mean).
-        Packed training (packing.py) computes the losses of all its runs at once and calls this."""
+        """Per-sample losses float (B,) and groups int64 (B,) -> the scalar loss (ERM: the mean)."""
         return losses.mean()
 
     def state(self) -> dict:
