@@ -3,7 +3,8 @@
     python bench/pack_profile.py --device cuda --runs 32 [--freeze-bn]
 
 Trains K small ResNets packed (ffr_lib.training.packing.train_packed, CUDA graphs off so the
-profiler sees each kernel) for a few epochs on world images and prints the kernels by total CUDA
+profiler sees each kernel; the JSON results in bench/results are of the K-group network that
+packing used until 2026-11-25) for a few epochs on world images and prints the kernels by total CUDA
 time, summed into classes (convolution forward / backward, batch norm, elementwise, optimiser,
 other). Writes bench/results/pack_profile_<device>[_frozen_bn].json.
 """

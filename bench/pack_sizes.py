@@ -1,4 +1,4 @@
-"""Aggregate training throughput of K small runs packed into one network, for several K.
+"""Aggregate training throughput of K small runs packed (each on its own CUDA stream), for several K.
 
     python bench/pack_sizes.py --device cuda --sizes 1 2 4 8 16 32 --images 10000 --epochs 3
 
@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--images", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--graphs", choices=("on", "off"), default="on", help="CUDA graphs for each step (graphs.py)")
-    p.add_argument("--nchw", action="store_true", help="packed networks in NCHW instead of channels_last")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.device.startswith("cuda"):
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
         members = [PackMember(train, val, "erm", 1e-3, s) for s in range(k)]
         synchronize(args.device)
         results = train_packed([model(s, args.device) for s in range(k)], members, groups, epochs=args.epochs,
-                               cuda_graphs=graphs, channels_last=not args.nchw)
+                               cuda_graphs=graphs)
         rate = k * len(train) / results[0].history[-1]["seconds"]
         rows.append({"runs": k, "images_per_s": rate, "ratio": rate / alone,
                      "peak_mib": peak_memory_bytes(args.device) / 2**20})
@@ -74,10 +73,10 @@ def main(argv: list[str] | None = None) -> dict:
     print()
     text = table(rows, [("runs", "runs packed"), ("images_per_s", "images/s (all runs)"), ("ratio", "x alone"),
                         ("peak_mib", "peak MiB")])
-    payload = {"machine": machine_info(args.device), "images": len(train), "epochs": args.epochs, "graphs": graphs, "nchw": args.nchw,
+    payload = {"machine": machine_info(args.device), "images": len(train), "epochs": args.epochs, "graphs": graphs,
                "rows": rows,
                "table": text}
-    suffix = ("" if graphs else "_no_graphs") + ("_nchw" if args.nchw else "")
+    suffix = "" if graphs else "_no_graphs"
     write_json(args.out or RESULTS / f"pack_sizes_{args.device.split(':')[0]}{suffix}.json", payload)
     return payload
 

@@ -14,18 +14,35 @@ needs from it:
 - autocast without its weight cache (`_autocast` on CUDA).
 
 Batches of another shape (an epoch's smaller last batch) run eagerly: they read and write the
-same parameter and gradient tensors, so eager and replayed steps mix freely. On CPU, or when the
-capture fails, every step runs eagerly.
+same parameter and gradient tensors, so eager and replayed steps mix freely. They run without
+cuDNN's autotuning (`no_autotune`): with `cudnn.benchmark` on, every new shape is timed against
+every algorithm, about 3 s for the small ResNet's forward and backward, once per set size in a
+sweep, for a batch that runs once an epoch. On CPU, or when the capture fails, every step runs
+eagerly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
 WARMUP_STEPS = 3  # eager steps (on a side stream) before the capture: lazy init, cuDNN autotuning
+
+
+@contextlib.contextmanager
+def no_autotune() -> Iterator[None]:
+    """cuDNN picks its kernels by heuristics (no timing of every algorithm) inside this block:
+    for shapes met once or twice (a last batch, evaluation chunks), autotuning costs more than
+    it saves."""
+    old = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = old
 
 
 class StepGraph:
@@ -52,7 +69,8 @@ class StepGraph:
             return self.step(idx)
         if self.graph is not None:
             if idx.shape != self.static_idx.shape:
-                return self.step(idx)  # e.g. the epoch's last, smaller batch
+                with no_autotune():
+                    return self.step(idx)  # e.g. the epoch's last, smaller batch
             self.static_idx.copy_(idx)
             self.graph.replay()
             self.replays += 1

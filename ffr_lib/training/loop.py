@@ -17,7 +17,7 @@ import torch
 
 from ..data.grouped import GroupedImages
 from ..metrics import Group, evaluate_predictions
-from .graphs import StepGraph
+from .graphs import StepGraph, no_autotune
 from .methods import group_ids, make_method
 from .models import Classifier
 
@@ -55,7 +55,7 @@ def logits_of(model: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH) 
     was_training = model.training
     model.eval()
     out = []
-    with _autocast(images.device):
+    with _autocast(images.device), no_autotune():  # shapes vary with set sizes: no cuDNN timing runs
         for chunk in images.split(batch):
             out.append(model(_prepare(chunk)).float())
     model.train(was_training)
@@ -68,7 +68,7 @@ def features_of(model: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH
     was_training = model.training
     model.eval()
     out = []
-    with _autocast(images.device):
+    with _autocast(images.device), no_autotune():
         for chunk in images.split(batch):
             out.append(model.features(_prepare(chunk)).float())
     model.train(was_training)

@@ -79,9 +79,12 @@ class GroupDRO(Method):
         self.q = torch.full((n_groups,), 1.0 / n_groups, device=groups.device)
 
     def group_losses(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        """float (G,): mean per-sample loss of each group in the batch (0 for absent groups)."""
-        total = torch.zeros(self.n_groups, device=losses.device).index_add_(0, groups, losses)
-        count = torch.zeros(self.n_groups, device=losses.device).index_add_(0, groups, torch.ones_like(losses))
+        """float (G,): mean per-sample loss of each group in the batch (0 for absent groups).
+        Summed through a one-hot matrix, not index_add_: on CUDA index_add_ adds with atomics in
+        no fixed order, so two runs of one seed would differ in the last bits."""
+        member = F.one_hot(groups, self.n_groups).to(losses.dtype)  # (B, G)
+        total = (member * losses[:, None]).sum(0)
+        count = member.sum(0)
         return total / count.clamp(min=1)
 
     def reduce(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
