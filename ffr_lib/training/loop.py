@@ -91,7 +91,7 @@ def evaluate(
 class StageTrainer:
     """One stage's training, an epoch and a step at a time: Adam (fused and capturable on CUDA),
     the method's batches and loss, each full batch's step replayed as a CUDA graph, the best
-    epoch by validation WA. `train_stage` drives one; `packing.train_packed` drives several at
+    epoch by validation WA. `train_stage` drives one; `packing.train_packed` drives several
     at once, side by side on CUDA streams. `stream` (CUDA) is where this run's work is launched.
 
     Per epoch: `batches()` -> `step(idx)` for each -> `predict_val()` -> `close_epoch(pred)`;

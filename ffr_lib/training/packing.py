@@ -63,8 +63,8 @@ def train_packed(
 ) -> list[StageResult | Diverged]:
     """Train the K `models` (in place) on their members' sets, all at once; each keeps its best
     epoch by validation WA, as train_stage does. Returns per run its StageResult, or Diverged
-    for a run whose loss became non-finite (the others go on). On CUDA each run launches on its
-    own stream and, with cuda_graphs, replays each full batch's step as a CUDA graph."""
+    for a run whose loss became non-finite (the others go on). On CUDA the runs launch on up to 8
+    streams and, with cuda_graphs, replays each full batch's step as a CUDA graph."""
     k = len(models)
     if k != len(members) or k == 0:
         raise ValueError(f"train_packed: {k} models for {len(members)} members")
