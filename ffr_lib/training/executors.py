@@ -66,7 +66,7 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
            max_pack: int = 32, prefetch_workers: int | None = None) -> list[dict]:
     """In this process, trainings that can share a pack (sweep.pack_key: same cell but seed, lr,
     method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
-    once (side by side on up to 8 CUDA streams); DFR refits one at a time. For small models on a GPU. Synthetic
+    once (each run on its own CUDA stream); DFR refits one at a time. For small models on a GPU. Synthetic
     sets are rendered ahead by `prefetch_workers` processes (default: all cores but two) into
     the disk cache (data_cache.py), in the order the packs need them."""
     workers = max(0, (os.cpu_count() or 1) - 2) if prefetch_workers is None else prefetch_workers

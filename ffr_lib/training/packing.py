@@ -1,10 +1,9 @@
-"""Run packing: K small runs trained at once, side by side on CUDA streams.
+"""Run packing: K small runs trained at once, each on its own CUDA stream.
 
 One 32 px run of the small ResNet cannot fill a GPU: even replayed as a CUDA graph its step is a
 chain of tiny kernels, each using a few of the GPU's 132 streaming multiprocessors. A pack
-interleaves K runs step by step; each run launches its step (its graph replay) on a CUDA stream
-of its own or shared with a few other runs (at most 8 streams, MAX_STREAMS), so the GPU runs the
-chains side by side. Every run is exactly a `loop.StageTrainer`,
+interleaves K runs step by step; each run launches its step (its graph replay) on its own CUDA
+stream, so the GPU runs the K chains side by side. Every run is exactly a `loop.StageTrainer`,
 the object `train_stage` drives: its own model, images, batches (its method's sampler with its
 own seeded generator), loss, Adam and lr, and its own best epoch by validation WA. So a packed
 run is the computation of the run alone (on CPU bit for bit; on CUDA up to cuDNN's choice of
@@ -14,7 +13,9 @@ batches simply stops launching earlier in the epoch).
 An earlier version widened K copies of the network into one K-group convolutional network; on
 an H100 it was slower (`bench/pack_streams.py`: 294,000 images/s for 32 runs against 325,000 on
 32 streams, and 345,000 with 8 runs on 8 streams), cost a cuDNN autotuning pass for every new
-pack size, and could not pack attention models. docs/performance.md has the numbers.
+pack size, and could not pack attention models. Sharing 8 streams among the runs (CUDA's
+default number of hardware queues) was slower again: a stream carrying 2 of 9 runs makes every
+round twice as long (docs/performance.md has the numbers).
 """
 
 from __future__ import annotations
@@ -28,12 +29,6 @@ from ..data.grouped import GroupedImages
 from ..metrics import Group
 from .loop import Diverged, StageResult, StageTrainer
 from .models import Classifier
-
-# CUDA runs at most 8 streams' work side by side by default (CUDA_DEVICE_MAX_CONNECTIONS): more
-# streams share its hardware queues and wait on each other's kernels. A pack of K runs uses
-# min(K, 8) streams, run i on stream i mod 8 (bench/pack_sizes.py measured 8 runs on 8 streams
-# faster than 32 on 32).
-MAX_STREAMS = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,21 +58,19 @@ def train_packed(
 ) -> list[StageResult | Diverged]:
     """Train the K `models` (in place) on their members' sets, all at once; each keeps its best
     epoch by validation WA, as train_stage does. Returns per run its StageResult, or Diverged
-    for a run whose loss became non-finite (the others go on). On CUDA the runs launch on up to 8
-    streams and, with cuda_graphs, replays each full batch's step as a CUDA graph."""
+    for a run whose loss became non-finite (the others go on). On CUDA each run launches on its
+    own stream and, with cuda_graphs, replays each full batch's step as a CUDA graph."""
     k = len(models)
     if k != len(members) or k == 0:
         raise ValueError(f"train_packed: {k} models for {len(members)} members")
     device = next(models[0].parameters()).device
     cuda = device.type == "cuda"
     main = torch.cuda.current_stream(device) if cuda else None
-    streams = [torch.cuda.Stream(device) for _ in range(min(k, MAX_STREAMS))] if cuda else [None]
-    for stream in streams:
+    trainers = []
+    for model, m in zip(models, members):
+        stream = torch.cuda.Stream(device) if cuda else None
         if stream is not None:
             stream.wait_stream(main)  # the models were made on the main stream
-    trainers = []
-    for i, (model, m) in enumerate(zip(models, members)):
-        stream = streams[i % len(streams)]  # run i on stream i mod S: S chains side by side
         trainers.append(StageTrainer(
             model, m.train, m.val, groups, method=m.method, lr=m.lr, batch_size=batch_size,
             weight_decay=weight_decay, seed=m.seed, freeze_bn=freeze_bn, source_groups=source_groups,
@@ -92,8 +85,8 @@ def train_packed(
                     trainers[i].step(batches[i][t])
         preds = {i: trainers[i].predict_val() for i in live}
         if main is not None:
-            for stream in streams:
-                main.wait_stream(stream)
+            for i in live:
+                main.wait_stream(trainers[i].stream)
         for i in live:
             try:
                 row = trainers[i].close_epoch(preds[i])
