@@ -17,7 +17,7 @@ import pytest
 from ffr_lib.results import ResultStore
 from ffr_lib.training.config import RunConfig
 from ffr_lib.training.profiles import PROFILES, TINY_WORLD, get_profile
-from ffr_lib.training.sweep import count_trainings, grid, make_plan, phases, run_sweep
+from ffr_lib.training.sweep import count_trainings, grid, make_plan, pack_key, packs, phases, run_sweep
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64)
 
@@ -166,7 +166,7 @@ def test_packed_executor_trains_packs_and_keeps_the_dag(tmp_path):
                    seed=(0, 1)).configs()
     stage2 = [c for c in phases(configs)[1] if c.trains]
     assert len({pack_key(c) for c in stage2}) == 1 and [len(p) for p in packs(stage2, 32)] == [8]
-    assert [len(p) for p in packs(stage2, 3)] == [3, 3, 2]
+    assert [len(p) for p in packs(stage2, 3)] == [3, 2, 3]
     summary = run_sweep(configs, str(tmp_path), executor="packed", progress=False, device="cpu", threads=1)
     assert summary["done"] == 2 + 8 + 4 and not summary["errors"] and summary["failed"] == 0
     store = ResultStore(tmp_path)
@@ -175,3 +175,13 @@ def test_packed_executor_trains_packs_and_keeps_the_dag(tmp_path):
         rec = store.get(c.hash)
         assert rec["pack"] == 8 and rec["reused"] == [c.prefix().hash] and 0 <= rec["test"]["wa"] <= 1
     assert all(store.get(c.hash)["dfr"] for c in configs if c.method == "dfr")
+
+
+def test_packs_cut_a_cell_into_nearly_equal_packs():
+    cell = [replace(TINY, seed=s, lr=lr) for s in range(5) for lr in (1e-3, 3e-4, 1e-4, 3e-5)]  # 20 runs
+    other = [replace(TINY, ratio=0.9, seed=s) for s in range(3)]
+    got = packs(cell + other, max_pack=9)
+    assert [len(p) for p in got] == [7, 6, 7, 3]
+    assert [c for p in got[:3] for c in p] == cell  # order kept, nothing lost
+    assert all(len({pack_key(c) for c in p}) == 1 for p in got)
+    assert [len(p) for p in packs(cell, max_pack=32)] == [20]

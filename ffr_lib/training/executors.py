@@ -61,9 +61,15 @@ def _synthetic_cache(folder: str):
             os.environ.pop(data_cache.CACHE_ENV, None)
 
 
+# runs a pack at most: on an H100, 8 small-ResNet runs side by side train 304,000 images/s and
+# 32 train 266,000 (bench/pack_sizes.py; more runs contend for the GPU), so a cell's 18 or 27
+# runs go as packs of 9
+MAX_PACK = 9
+
+
 @EXECUTORS.register("packed")
 def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda", threads: int | None = None,
-           max_pack: int = 32, prefetch_workers: int | None = None) -> list[dict]:
+           max_pack: int = MAX_PACK, prefetch_workers: int | None = None) -> list[dict]:
     """In this process, trainings that can share a pack (sweep.pack_key: same cell but seed, lr,
     method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
     once (each run on its own CUDA stream); DFR refits one at a time. For small models on a GPU. Synthetic

@@ -149,12 +149,18 @@ def pack_key(config: RunConfig) -> str:
 
 
 def packs(phase: Sequence[RunConfig], max_pack: int) -> list[list[RunConfig]]:
-    """The trainings of a phase grouped by pack_key, at most `max_pack` runs a pack (in order)."""
+    """The trainings of a phase grouped by pack_key, at most `max_pack` runs a pack (in order);
+    a group larger than that is cut into packs of nearly equal size (20 by 9: 7, 6, 7)."""
     groups: dict[str, list[RunConfig]] = {}
     for c in phase:
         if c.trains:
             groups.setdefault(pack_key(c), []).append(c)
-    return [g[i : i + max_pack] for g in groups.values() for i in range(0, len(g), max_pack)]
+    out = []
+    for g in groups.values():
+        n = -(-len(g) // max_pack)  # packs needed
+        bounds = [round(i * len(g) / n) for i in range(n + 1)]
+        out += [g[a:b] for a, b in zip(bounds, bounds[1:])]
+    return out
 
 
 def run_pack(configs: Sequence[dict], folder: str, keep: Sequence[str], device: str = "cpu",
