@@ -146,10 +146,12 @@ def load_results(
     run_missing: bool = False,
     threads: int | None = 1,
     progress: bool = False,
+    workers: int = 1,
 ) -> Results:
     """The selected runs of `profile` from `<results>/<profile>`. With `run_missing`, the
     profile's sweep runs first (it skips stored hashes, so it is instant when the records are
-    committed); records another store already holds (SHARES) are copied, not re-trained."""
+    committed), on this CPU in `workers` processes of `threads` threads; records another store
+    already holds (SHARES) are copied, not re-trained."""
     configs = get_profile(profile).configs()
     folder = Path(results) / profile
     store = ResultStore(folder)
@@ -159,7 +161,8 @@ def load_results(
     if run_missing and any(not store.has(c.hash) for c in configs):
         from .training.sweep import run_sweep
 
-        summary = run_sweep(configs, str(folder), executor="inprocess", progress=progress, device="cpu", threads=threads)
+        pool = {"executor": "processes", "workers": workers} if workers > 1 else {"executor": "inprocess"}
+        summary = run_sweep(configs, str(folder), progress=progress, device="cpu", threads=threads, **pool)
         if summary["errors"]:
             raise RuntimeError(f"sweep {profile}: {len(summary['errors'])} run(s) raised; first:\n"
                                f"{summary['errors'][0]['error']}")

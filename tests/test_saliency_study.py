@@ -175,3 +175,14 @@ def test_source_separation_probes_the_synthetic_modes(study):
     fig = tsne_panels({m: panels[(m, 0)] for m in ("usb", "asb", "ffr")},
                       dict(zip(probe["mode"], probe["probe"])), ("circle", "square"))
     assert "probe accuracy" in fig.axes[0].get_title()
+
+
+def test_models_trained_by_two_processes_are_the_models_of_one(study, tmp_path):
+    """final_models with workers=2 trains the missing runs in two processes first: the same
+    weights as one process, reported as trained (not as loaded)."""
+    folder, configs, first, _ = study
+    two = final_models(configs, tmp_path, progress=False, workers=2)
+    assert set(two.trained) == set(first.trained) and two.loaded == ()
+    for key, model in first.models.items():
+        for (name, a), b in zip(model.state_dict().items(), two.models[key].state_dict().values()):
+            assert torch.equal(a, b), (key, name)

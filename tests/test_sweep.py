@@ -147,6 +147,24 @@ def test_worker_per_device_executor(tmp_path):
     assert {r["device"] for r in ResultStore(tmp_path).records()} == {"cpu"}
 
 
+def test_two_cpu_processes_write_the_records_of_one_process(tmp_path):
+    """The `processes` executor (2 one-thread workers on this CPU) trains the same DAG and writes
+    the same numbers as one process running the runs in order, checkpoints kept on request."""
+    configs = grid(TINY, mode=("none", "usb", "ffr")).configs()
+    keep = [c.hash for c in configs]
+    one = run_sweep(configs, str(tmp_path / "one"), progress=False, threads=1, keep=keep)
+    two = run_sweep(configs, str(tmp_path / "two"), executor="processes", progress=False, workers=2, threads=1,
+                    keep=keep)
+    assert one["done"] == two["done"] == 4 and not one["errors"] and not two["errors"]
+    a, b = ResultStore(tmp_path / "one"), ResultStore(tmp_path / "two")
+    for c in configs:
+        ra, rb = a.get(c.hash), b.get(c.hash)
+        assert [h["loss"] for h in ra["history"]] == [h["loss"] for h in rb["history"]]
+        assert ra["test"] == rb["test"] and rb["threads"] == 1
+        assert b.checkpoint_path(c.hash).is_file()
+    assert set(trained_counts(b).values()) == {1}
+
+
 @pytest.mark.slow
 def test_submitit_local_executor(tmp_path):
     configs = grid(TINY, mode=("none", "ffr")).configs()

@@ -29,6 +29,7 @@ from ..training.models import Classifier
 from ..training.modes import SYNTHETIC_TEST_START, data_root, dataset_splits, support, synthetic_set
 from ..training.runner import Runner, determinism
 from ..training.selection import SELECTIONS
+from ..training.sweep import run_sweep
 from .embeddings import penultimate_features, source_probe, tsne_2d
 from .saliency import RiseConfig, gradcam, rise, saliency_scores
 
@@ -96,19 +97,31 @@ def final_models(
     device: str | torch.device = "cpu",
     threads: int | None = 1,
     progress: bool = True,
+    workers: int = 1,
 ) -> StudyModels:
     """Each run's final model from its checkpoint in `folder`, else trained now (deterministic on
-    CPU for a thread count), with its record written if missing and its checkpoint kept."""
+    CPU for a thread count), with its record written if missing and its checkpoint kept. With
+    workers > 1 the missing runs train first in that many processes (the same records)."""
     store = ResultStore(folder)
+    missing = [c for c in configs.values() if not store.has(c.hash)]
+    stored_before = store.hashes()
+    if workers > 1 and missing:
+        summary = run_sweep(missing, str(folder), executor="processes", progress=progress, device=str(device),
+                            workers=workers, threads=threads, keep=[c.hash for c in configs.values()])
+        if summary["errors"]:
+            raise RuntimeError(f"final_models: {len(summary['errors'])} run(s) raised; first:\n"
+                               f"{summary['errors'][0]['error']}")
     runner = Runner(store, device, threads, keep=frozenset(c.hash for c in configs.values()))
     models, records, trained, loaded = {}, {}, [], []
+    if workers > 1 and missing:  # trained by the sweep above, loaded below
+        trained = sorted(store.hashes() - stored_before)  # with FFR's stage 1, its own record
     for key, config in tqdm(configs.items(), desc="models", disable=not progress):
         with determinism(runner.device, threads):
             model, done, reused = runner.model_of(config)
         models[key] = model.eval()
         records[key] = store.get(config.hash)
         trained += [h for h in done if h not in trained]
-        loaded += [h for h in reused if h not in loaded and h == config.hash]
+        loaded += [h for h in reused if h not in loaded and h not in trained and h == config.hash]
     return StudyModels(models, dict(configs), records, tuple(trained), tuple(loaded))
 
 

@@ -164,6 +164,17 @@ def gpus(
     return outcomes
 
 
+@EXECUTORS.register("processes")
+def processes(plan: Plan, folder: str, progress: bool = True, device: str = "cpu", workers: int = 2,
+              threads: int | None = 1) -> list[dict]:
+    """`workers` processes on one device, `threads` each, taking runs from a queue (phase by
+    phase). On a CPU with 2 cores, 2 one-thread workers use both cores and never wait on each
+    other, where one process with 2 OpenMP threads stalls when anything else runs."""
+    if workers < 1:
+        raise ValueError(f"executor 'processes': workers must be >= 1, got {workers}")
+    return gpus(plan, folder, progress, devices=[device] * workers, threads=threads)
+
+
 @EXECUTORS.register("slurm")
 def slurm(
     plan: Plan,

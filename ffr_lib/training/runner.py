@@ -24,7 +24,7 @@ from ..io import git_commit
 from ..results import ResultStore
 from .config import RunConfig
 from .dfr import fit_dfr
-from .loop import Diverged, StageResult, evaluate, features_of, train_stage
+from .loop import Diverged, StageResult, channels_last, evaluate, features_of, precision, train_stage
 from .models import Classifier, build_model
 from .modes import RunData, compose, data_root, dataset_splits
 from .packing import PackMember, train_packed
@@ -69,7 +69,7 @@ def fresh_model(config: RunConfig, n_classes: int, device: torch.device) -> Clas
     torch.manual_seed(config.seed)
     model = build_model(config.model, n_classes, width=config.width, pretrained=config.pretrained)
     model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+    return model.to(memory_format=torch.channels_last) if channels_last(device) else model
 
 
 class Runner:
@@ -149,6 +149,7 @@ class Runner:
             seconds=time.perf_counter() - t0,
             device=str(self.device),
             threads=torch.get_num_threads(),
+            precision=precision(self.device),
             deterministic=torch.are_deterministic_algorithms_enabled(),
             versions=versions(),
             commit=_commit(),

@@ -117,10 +117,11 @@ class Plan:
         return sum(len(p) for p in self.phases)
 
 
-def make_plan(configs: Sequence[RunConfig], store: ResultStore) -> Plan:
+def make_plan(configs: Sequence[RunConfig], store: ResultStore, keep: Sequence[str] = ()) -> Plan:
+    """The pending runs of `configs` by phase; `keep`: more hashes whose checkpoints to keep."""
     done = store.hashes()
     all_phases = phases(configs)
-    keep = needed_checkpoints(configs)
+    keep = needed_checkpoints(configs) | frozenset(keep)
     # a stored dependency whose checkpoint is gone is re-trained by its dependents on demand
     pending = [[c for c in p if c.hash not in done] for p in all_phases]
     stored = sum(len(p) for p in all_phases) - sum(len(p) for p in pending)
@@ -194,15 +195,17 @@ def run_sweep(
     folder: str,
     executor: str = "inprocess",
     progress: bool = True,
+    keep: Sequence[str] = (),
     **options: Any,
 ) -> dict:
     """Plan the sweep over `configs` against the store in `folder` and run it with `executor`
-    (a name in executors.EXECUTORS; `options` go to it). Returns a summary: counts of runs
-    done, stored, failed and errored, the trainings with and without reuse, and the errors."""
+    (a name in executors.EXECUTORS; `options` go to it); `keep`: hashes whose checkpoints to keep
+    besides those the DAG needs. Returns a summary: counts of runs done, stored, failed and
+    errored, the trainings with and without reuse, and the errors."""
     from .executors import EXECUTORS
 
     store = ResultStore(folder)
-    plan = make_plan(configs, store)
+    plan = make_plan(configs, store, keep)
     outcomes = EXECUTORS[executor](plan, str(store.folder), progress=progress, **options)
     if outcomes is not None and store.runs.is_dir():
         store.write_index()
