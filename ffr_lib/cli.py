@@ -130,12 +130,13 @@ def notebooks(args: argparse.Namespace) -> int:
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", help="sweep profile: smoke, quick, paper, paper-real")
     p.add_argument("--dataset", nargs="+", help="only these datasets (one the profile lacks replaces its dataset)")
-    p.add_argument("--executor", default="inprocess", help="inprocess, packed (small runs trained together; fastest on a GPU), gpus, slurm or dry")
+    p.add_argument("--executor", default="inprocess", help="inprocess, processes (--workers on one device; a CPU's cores), packed (small runs trained together; fastest on a GPU), gpus, slurm or dry")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root; runs go to <root>/<profile>")
     p.add_argument("--device", default=None, help="inprocess: torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded in each record)")
     p.add_argument("--cluster", default=None, help="slurm: submitit cluster (None = auto, 'local' = subprocesses)")
     p.add_argument("--ratio", type=float, nargs="+", help="only these bias ratios (a slice of the grid)")
+    p.add_argument("--workers", type=int, default=2, help="processes: worker processes (default 2)")
 
 
 @command("sweep", "run (or resume) a profile's grid of trainings into the results store", _sweep_arguments)
@@ -143,7 +144,7 @@ def sweep(args: argparse.Namespace) -> int:
     from .training.sweep_cli import sweep_command
 
     return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
-                         args.cluster, args.ratio)
+                         args.cluster, args.ratio, args.workers)
 
 
 def _figures_arguments(p: argparse.ArgumentParser) -> None:

@@ -42,3 +42,16 @@ def test_sweep_ratio_runs_a_slice_and_names_the_profiles_ratios(tmp_path, capsys
     assert any("r=0.95" in line for line in capsys.readouterr().out.splitlines())
     with pytest.raises(SystemExit, match=r"has ratios \[0.95, 0.99\]"):
         main(args + ["--ratio", "0.9"])
+
+
+def test_sweep_on_cpu_worker_processes(tmp_path, capsys):
+    """`ffr sweep --executor processes --workers 2` runs the smoke grid in two CPU processes of
+    one thread each and prints the table."""
+    from ffr_lib.results import ResultStore
+
+    assert main(["sweep", "--profile", "smoke", "--executor", "processes", "--workers", "2",
+                 "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "0 failed, 0 errors" in out
+    records = ResultStore(tmp_path / "smoke").records()
+    assert records and {r["device"] for r in records} == {"cpu"} and {r["threads"] for r in records} == {1}

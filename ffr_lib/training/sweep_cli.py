@@ -42,6 +42,7 @@ def sweep_command(
     threads: int | None = None,
     cluster: str | None = None,
     ratios: list[float] | None = None,
+    workers: int = 2,
 ) -> int:
     prof = get_profile(profile)
     configs = prof.configs(tuple(datasets) if datasets else None)
@@ -57,6 +58,8 @@ def sweep_command(
         import torch
 
         options = {"device": device or ("cuda" if torch.cuda.is_available() else "cpu"), "threads": threads}
+    elif executor == "processes":
+        options = {"device": device or "cpu", "threads": threads or 1, "workers": workers}
     elif executor == "gpus":
         options = {"threads": threads}
     elif executor == "slurm":
