@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ffr_lib.results import ResultStore
+from ffr_lib.training import loop
 from ffr_lib.training.config import RunConfig
 from ffr_lib.training.loop import train_stage
 from ffr_lib.training.models import MODELS, build_model
@@ -38,8 +39,9 @@ def test_best_epoch_by_validation_wa_and_record_fields(tmp_path):
     was = [h["val_wa"] for h in rec["history"]]
     assert rec["best_epoch"] == 1 + was.index(max(was))  # first epoch with the best WA
     assert rec["val"]["wa"] == pytest.approx(max(was))  # the kept model is that epoch's
-    for key in ("hash", "config", "test", "val", "seconds", "device", "threads", "versions", "commit"):
+    for key in ("hash", "config", "test", "val", "seconds", "device", "threads", "precision", "versions", "commit"):
         assert key in rec
+    assert rec["precision"] == ("bf16-autocast" if loop.CPU_BF16 else "fp32")
     assert set(rec["test"]["groups"]) == {"y0b0", "y0b1", "y1b0", "y1b1"}
     assert {"wa", "ba", "avg"} <= set(rec["test"])
 
@@ -92,3 +94,22 @@ def test_missing_imagenet_weights_warn_and_train_from_scratch(tmp_path, monkeypa
     with pytest.warns(UserWarning, match="resnet18-.*not found.*trains from scratch"):
         model = build_model("resnet18", 2, pretrained=True)
     assert model.head.out_features == 2 and model.feature_dim == 512
+
+
+def test_cpu_bf16_follows_the_cpu_and_can_be_turned_off(monkeypatch):
+    """bf16 autocast and channels_last on a CPU only where oneDNN has native bf16 kernels, and
+    never with FFR_CPU_BF16=0 (then a CPU run computes in fp32, NCHW)."""
+    monkeypatch.setenv("FFR_CPU_BF16", "0")
+    assert loop._cpu_bf16() is False
+    monkeypatch.setenv("FFR_CPU_BF16", "1")
+    native = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert loop._cpu_bf16() is native
+    monkeypatch.setattr(loop, "CPU_BF16", False)
+    cpu = torch.device("cpu")
+    assert loop.precision(cpu) == "fp32" and not loop.channels_last(cpu)
+    with loop._autocast(cpu):
+        assert not torch.is_autocast_enabled("cpu")
+    monkeypatch.setattr(loop, "CPU_BF16", True)
+    assert loop.precision(cpu) == "bf16-autocast" and loop.channels_last(cpu)
+    with loop._autocast(cpu):
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
