@@ -103,18 +103,19 @@ def final_models(
     CPU for a thread count), with its record written if missing and its checkpoint kept. With
     workers > 1 the missing runs train first in that many processes (the same records)."""
     store = ResultStore(folder)
+    keep = frozenset(c.hash for c in configs.values())
+    trained: list[str] = []  # hashes trained by this call (the sweep's are loaded below)
     missing = [c for c in configs.values() if not store.has(c.hash)]
-    stored_before = store.hashes()
     if workers > 1 and missing:
+        stored_before = store.hashes()
         summary = run_sweep(missing, str(folder), executor="processes", progress=progress, device=str(device),
-                            workers=workers, threads=threads, keep=[c.hash for c in configs.values()])
+                            workers=workers, threads=threads, keep=keep)
         if summary["errors"]:
             raise RuntimeError(f"final_models: {len(summary['errors'])} run(s) raised; first:\n"
                                f"{summary['errors'][0]['error']}")
-    runner = Runner(store, device, threads, keep=frozenset(c.hash for c in configs.values()))
-    models, records, trained, loaded = {}, {}, [], []
-    if workers > 1 and missing:  # trained by the sweep above, loaded below
         trained = sorted(store.hashes() - stored_before)  # with FFR's stage 1, its own record
+    runner = Runner(store, device, threads, keep=keep)
+    models, records, loaded = {}, {}, []
     for key, config in tqdm(configs.items(), desc="models", disable=not progress):
         with determinism(runner.device, threads):
             model, done, reused = runner.model_of(config)

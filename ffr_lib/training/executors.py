@@ -84,10 +84,10 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
     keep = sorted(plan.keep)
     order = [[p for p in packs(phase, max_pack) if len(p) > 1] for phase in plan.phases]
     with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar:
-        # only runs with synthetic sets: a worker composing a None run would render the real
-        # world for nothing, and the first pack (mode None) would wait for it
-        queue = [c for phase_packs in order for pack in phase_packs for c in pack if c.uses_synthetic]
-        ready = data_cache.prefetch(queue + [c for p in plan.phases for c in p if c.uses_synthetic], cache, workers)
+        # packed runs first, in pack order; only runs with synthetic sets: a worker composing a
+        # None run would render the real world for nothing, and the first pack would wait for it
+        queue = [c for phase_packs in order for pack in phase_packs for c in pack] + [c for p in plan.phases for c in p]
+        ready = data_cache.prefetch([c for c in queue if c.uses_synthetic], cache, workers)
         for phase, grouped in zip(plan.phases, order):
             in_pack = {c.hash for p in grouped for c in p}
             for pack in grouped:

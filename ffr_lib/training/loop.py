@@ -136,7 +136,7 @@ class StageTrainer:
             self.gid, self.keys = group_ids(self.train, with_source=source_groups)
             self.rule = make_method(method, self.gid, len(self.keys), dro_step)
             self.generator = torch.Generator(device=device).manual_seed(seed)
-        cuda = device.type == "cuda"
+        self.cuda = cuda = device.type == "cuda"
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=cuda,
                                           capturable=cuda)
         self.batch_size, self.freeze_bn = batch_size, freeze_bn
@@ -146,13 +146,12 @@ class StageTrainer:
         self.best_wa, self.best_epoch, self.best_state = -1.0, 0, None
         self.history: list[dict] = []
 
-    def launching(self):
+    def launching(self) -> contextlib.AbstractContextManager:
         """Context in which this run's kernels are launched (its stream, if it has one)."""
         return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
 
     def _step(self, idx: torch.Tensor) -> torch.Tensor:
-        cuda = self.device.type == "cuda"
-        self.optimizer.zero_grad(set_to_none=not cuda)  # in place on CUDA: a graph keeps the gradients' addresses
+        self.optimizer.zero_grad(set_to_none=not self.cuda)  # in place on CUDA: a graph keeps the gradients' addresses
         with _autocast(self.device):
             logits = self.model(_prepare(self.train.images[idx]))
         loss = self.rule.loss(logits, self.train.y[idx], self.gid[idx])
