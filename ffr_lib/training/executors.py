@@ -1,8 +1,9 @@
 """Executors, one registry: the same plan, run in this process, on every visible GPU, on a
 SLURM cluster through submitit, or only printed (dry run).
 
-An executor takes a `Plan` (phases of pending runs; a phase starts when the previous one has
-finished, so dependencies are ready) and the store's folder, and returns one outcome dict per
+An executor takes a `Plan` (phases of pending runs: a phase starts when the previous one has
+finished, so dependencies are ready; the pools of worker processes follow the DAG itself,
+sweep.ReadyQueue) and the store's folder, and returns one outcome dict per
 run ({'hash', 'label', 'status', 'error'}), or None for the dry run.
 """
 
@@ -12,14 +13,15 @@ import contextlib
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..registry import Registry
 from . import data_cache
-from .sweep import Plan, packs, run_many, run_one, run_pack
+from .config import RunConfig
+from .sweep import Plan, ReadyQueue, packs, run_many, run_one, run_pack
 
 Executor = Callable[..., list[dict] | None]
 EXECUTORS: Registry[Executor] = Registry("executor")
@@ -140,8 +142,9 @@ def gpus(
     devices: Sequence[str] | None = None,
     threads: int | None = None,
 ) -> list[dict]:
-    """One worker process per device (default: every visible GPU), each pinned to its device,
-    taking runs from a shared queue; workers keep their loaded data sets between runs."""
+    """One worker process per device (default: every visible GPU), each pinned to its device;
+    a run starts as soon as its dependencies have finished, longest chain of work first
+    (sweep.ReadyQueue), not phase by phase; workers keep their loaded data sets between runs."""
     devices = list(devices) if devices is not None else visible_devices()
     if not devices:
         raise RuntimeError("executor 'gpus': no visible GPU (CUDA_VISIBLE_DEVICES?); use 'inprocess' on a CPU")
@@ -151,14 +154,22 @@ def gpus(
         queue.put(d)
     outcomes = []
     keep = sorted(plan.keep)
+    order = ReadyQueue(plan)
+    running: dict[Future, RunConfig] = {}
     with _bar(plan, progress) as bar, ProcessPoolExecutor(
         len(devices), mp_context=ctx, initializer=_pin, initargs=(queue, threads)
     ) as pool:
-        for phase in plan.phases:
-            futures = {pool.submit(_run_pinned, c.to_dict(), folder, keep, threads): c for c in phase}
-            for fut in as_completed(futures):
-                bar.set_postfix_str(futures[fut].label(), refresh=True)
+        while order.left:
+            while len(running) < len(devices) and (c := order.pop()) is not None:
+                running[pool.submit(_run_pinned, c.to_dict(), folder, keep, threads)] = c
+            if not running:
+                raise RuntimeError(f"{order.left} run(s) wait on dependencies that never finish")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                config = running.pop(fut)
+                bar.set_postfix_str(config.label(), refresh=True)
                 outcome = fut.result()
+                order.finished(config.hash)
                 outcomes.append(outcome)
                 _note(bar, outcome)
     return outcomes
@@ -167,8 +178,8 @@ def gpus(
 @EXECUTORS.register("processes")
 def processes(plan: Plan, folder: str, progress: bool = True, device: str = "cpu", workers: int = 2,
               threads: int | None = 1) -> list[dict]:
-    """`workers` processes on one device, `threads` each, taking runs from a queue (phase by
-    phase). On a CPU with 2 cores, 2 one-thread workers use both cores and never wait on each
+    """`workers` processes on one device, `threads` each, taking runs in dependency order
+    (sweep.ReadyQueue). On a CPU with 2 cores, 2 one-thread workers use both cores and never wait on each
     other, where one process with 2 OpenMP threads stalls when anything else runs."""
     if workers < 1:
         raise ValueError(f"executor 'processes': workers must be >= 1, got {workers}")
