@@ -27,6 +27,7 @@ from ffr_lib.training.sweep import (
     packs,
     phases,
     run_sweep,
+    simulate,
 )
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64)
@@ -215,31 +216,6 @@ def test_packs_cut_a_cell_into_nearly_equal_packs():
     assert [len(p) for p in packs(cell, max_pack=32)] == [20]
 
 
-def simulate(plan, workers: int, barriers: bool) -> tuple[float, list[tuple[float, str]]]:
-    """Makespan and (start time, label) of each run on `workers` workers, each run lasting its
-    estimated_cost: in ReadyQueue's order, or phase by phase in plan order (the old executor)."""
-    clock, starts, free = 0.0, [], [0.0] * workers
-    if barriers:
-        for phase in plan.phases:
-            free = [clock] * workers
-            for c in phase:
-                w = free.index(min(free))
-                starts.append((free[w], c.label()))
-                free[w] += estimated_cost(c)
-            clock = max(free)
-        return clock, starts
-    queue, running = ReadyQueue(plan), []  # running: (end, hash)
-    while queue.left:
-        while len(running) < workers and (c := queue.pop()) is not None:
-            starts.append((clock, c.label()))
-            running.append((clock + estimated_cost(c), c.hash))
-        end, h = min(running)
-        running.remove((end, h))
-        clock = end
-        queue.finished(h)
-    return clock, starts
-
-
 def test_ready_queue_starts_a_run_once_its_dependencies_finish_longest_chain_first(tmp_path):
     """Notebook 05's five runs on 2 workers: FFR stage 1 (20 epochs of the synthetic set) before
     stage 2, None (real set), USB and ASB (about twice the real set): 80 epoch-units in
@@ -248,11 +224,11 @@ def test_ready_queue_starts_a_run_once_its_dependencies_finish_longest_chain_fir
     configs = grid(base, mode=("none", "usb", "asb", "ffr")).configs()
     plan = make_plan(configs, ResultStore(tmp_path))
     assert [estimated_cost(c) for c in sorted(plan.phases[0], key=lambda c: c.mode)] == [40, 20, 20, 40]
-    ordered, starts = simulate(plan, workers=2, barriers=False)
-    phased, _ = simulate(plan, workers=2, barriers=True)
+    ordered, starts = simulate(plan, workers=2)
+    phased, _ = simulate(plan, workers=2, phased=True)
     assert (ordered, phased) == (80, 100)
-    stage1 = next(t for t, label in starts if "ffr[1]" in label)
-    stage2 = next(t for t, label in starts if " ffr/" in label)
+    stage1 = next(t for t, c in starts if "ffr[1]" in c.label())
+    stage2 = next(t for t, c in starts if " ffr/" in c.label())
     assert stage1 == 0 and stage2 >= stage1 + 20  # stage 2 waits for stage 1 and no longer
     # FFR stage 2 is not ready before stage 1 has finished, nor a DFR refit before its ERM base
     queue = ReadyQueue(make_plan([replace(base, mode="ffr")], ResultStore(tmp_path)))

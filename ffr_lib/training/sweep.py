@@ -187,6 +187,33 @@ class ReadyQueue:
                 self.ready.append(d)
 
 
+def simulate(plan: Plan, workers: int, phased: bool = False) -> tuple[float, list[tuple[float, RunConfig]]]:
+    """Makespan and (start, run) of each run if `plan` ran on `workers` workers and every run
+    lasted its estimated_cost: in ReadyQueue's order, or phase by phase in plan order (each run
+    on the first free worker, as the pools did before ReadyQueue). bench/schedule.py sets it
+    beside measured wall times."""
+    starts: list[tuple[float, RunConfig]] = []
+    clock = 0.0
+    if phased:
+        for phase in plan.phases:
+            free = [clock] * workers
+            for c in phase:
+                w = free.index(min(free))
+                starts.append((free[w], c))
+                free[w] += estimated_cost(c)
+            clock = max(free)
+        return clock, starts
+    queue, running = ReadyQueue(plan), []  # running: (end, hash)
+    while queue.left:
+        while len(running) < workers and (c := queue.pop()) is not None:
+            starts.append((clock, c))
+            running.append((clock + estimated_cost(c), c.hash))
+        clock, h = min(running)
+        running.remove((clock, h))
+        queue.finished(h)
+    return clock, starts
+
+
 def run_one(config: dict, folder: str, keep: Sequence[str], device: str = "cpu", threads: int | None = None) -> dict:
     """Execute one run (a config dict) against the store in `folder`: the unit every executor
     ships. Returns {'hash', 'label', 'status', 'error'}; a diverged run is a stored failure,
