@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from _common import RESULTS, machine_info, table, write_json
@@ -45,6 +46,15 @@ def timed(configs: list[RunConfig], folder: Path, workers: int, threads: int, ph
     return time.perf_counter() - t0
 
 
+def run_times(folder: Path, t0: float) -> list[dict]:
+    """Each run's start and end in seconds after `t0` (a Unix time), from its record."""
+    out = []
+    for r in ResultStore(folder).records():
+        end = datetime.fromisoformat(r["finished_at"]).timestamp() - t0
+        out.append({"run": r["label"], "start": round(end - r["seconds"], 1), "end": round(end, 1)})
+    return sorted(out, key=lambda row: row["start"])
+
+
 def same_records(a: Path, b: Path) -> bool:
     sa, sb = ResultStore(a), ResultStore(b)
     return sa.hashes() == sb.hashes() and all(
@@ -65,7 +75,11 @@ def main() -> None:
             plan = make_plan(configs, ResultStore(Path(tmp) / "plan"))
             row = {"order": name, "predicted_epoch_units": simulate(plan, args.workers, phased)[0]}
             if not args.simulate_only:
+                t0 = time.time()
                 row["wall_seconds"] = timed(configs, Path(tmp) / name, args.workers, args.threads, phased)
+                row["runs"] = run_times(Path(tmp) / name, t0)
+                for run in row["runs"]:
+                    print(f"  {name}: {run['run']}  {run['start']:7.1f} -> {run['end']:7.1f} s")
             rows.append(row)
         same = None if args.simulate_only else same_records(Path(tmp) / "phases", Path(tmp) / "dependency order")
     if not args.simulate_only:

@@ -15,6 +15,7 @@ from ffr_lib.analysis.saliency_study import (
     accuracy_table,
     cell_splits,
     final_models,
+    grid_rows,
     majority_of,
     minority_examples,
     real_and_synthetic_test,
@@ -22,6 +23,7 @@ from ffr_lib.analysis.saliency_study import (
     saliency_summary,
     source_separation,
     study_configs,
+    study_examples,
 )
 from ffr_lib.data.grouped import REAL, SYNTHETIC
 from ffr_lib.results import ResultStore
@@ -127,9 +129,13 @@ def test_minority_examples_take_per_group_of_each_minority_group():
 
 def test_saliency_study_scores_every_model_method_and_image(study):
     _, _, _, models = study
-    real, synth = real_and_synthetic_test(replace(BASE, seed=0))
-    majority = majority_of(cell_splits(BASE))
-    examples = {0: type(real).concat([minority_examples(real, majority, 2, 0), minority_examples(synth, majority, 2, 0)])}
+    sets = {0: real_and_synthetic_test(replace(BASE, seed=0))}
+    examples = study_examples(sets, majority_of(cell_splits(BASE)), per_group=2)
+    ex = examples[0]  # 2 minority groups x 2 images, real then synthetic
+    assert ex.g.tolist() == [0] * 4 + [1] * 4 and ex.b.tolist() == [1, 1, 0, 0] * 2
+    rows = grid_rows(ex, per_group=2)  # the first image of each group, real then synthetic
+    assert rows == [0, 4, 2, 6] and ex.subset(rows).y.tolist() == [0, 0, 1, 1]
+    assert ex.subset(rows).g.tolist() == [0, 1, 0, 1]
     rise_config = RiseConfig(n_masks=40, batch=20)
     scores, maps = saliency_study(models, examples, rise_config, "backbone.stages.2", progress=False)
     assert len(scores) == len(MODES) * len(METHODS) * 8

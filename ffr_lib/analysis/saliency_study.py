@@ -172,6 +172,23 @@ def minority_examples(
     return data.subset(np.concatenate(picks))
 
 
+def study_examples(
+    sets: Mapping[int, tuple[GroupedImages, GroupedImages]], majority: Sequence[int], per_group: int
+) -> dict[int, GroupedImages]:
+    """Per seed, the images whose maps are scored: `per_group` of every minority group of its
+    real test set, then as many of its synthetic one (minority_examples, drawn with the seed)."""
+    return {s: GroupedImages.concat([minority_examples(real, majority, per_group, seed=s),
+                                     minority_examples(synth, majority, per_group, seed=s)])
+            for s, (real, synth) in sets.items()}
+
+
+def grid_rows(examples: GroupedImages, per_group: int) -> list[int]:
+    """Indices into a study_examples set of the first image of each minority group, real then
+    synthetic, group by group: the rows of the saliency grid."""
+    n_groups = len(examples) // (2 * per_group)
+    return [k * per_group + source * n_groups * per_group for k in range(n_groups) for source in (0, 1)]
+
+
 # -- ECCV table 3 ----------------------------------------------------------------------------
 def accuracy_table(
     study: StudyModels, sets: Mapping[int, tuple[GroupedImages, GroupedImages]]
