@@ -147,8 +147,8 @@ class ReadyQueue:
     with the most estimated work ahead (its own and its longest chain of dependents) goes first.
 
     Phase barriers idle a worker while another finishes its phase's last run: notebook 05's five
-    runs (FFR stage 1 then stage 2 beside None, USB, ASB) took 380 s on 2 CPU workers in phases,
-    and need about 300 s in this order."""
+    runs (FFR stage 1 then stage 2 beside None, USB, ASB) take 386-389 s on 2 CPU workers phase
+    by phase and 316-332 s in this order (bench/schedule.py)."""
 
     def __init__(self, plan: Plan) -> None:
         self.runs = {c.hash: c for phase in plan.phases for c in phase}
