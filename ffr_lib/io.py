@@ -92,12 +92,17 @@ def save_table(df: pd.DataFrame, name: str, meta: dict, folder: str | Path = FIG
 
 
 def save_figure(fig: Any, name: str, meta: dict, folder: str | Path = FIGURES, formats=("png", "svg")) -> list[Path]:
-    """Write a matplotlib figure as PNG and SVG plus its sidecar; returns the paths."""
+    """Write a matplotlib figure as PNG and SVG plus its sidecar; returns the paths. The SVG's
+    element ids are salted with `name` (matplotlib draws them at random otherwise), so the same
+    figure gives the same bytes."""
+    import matplotlib
+
     paths = []
     for fmt in formats:
         buf = io.BytesIO()
         kwargs = {"dpi": 150} if fmt == "png" else {"metadata": {"Date": None}}
-        fig.savefig(buf, format=fmt, bbox_inches="tight", **kwargs)
+        with matplotlib.rc_context({"svg.hashsalt": name}):
+            fig.savefig(buf, format=fmt, bbox_inches="tight", **kwargs)
         paths.append(atomic_write_bytes(output_folder(folder) / f"{name}.{fmt}", buf.getvalue()))
     write_sidecar(paths[0], meta)
     return paths
