@@ -71,8 +71,8 @@ def main() -> None:
     configs = list(study_configs(NOTEBOOK_05_QUICK, ("none", "usb", "asb", "ffr"), (0,)).values())
     rows = []
     with tempfile.TemporaryDirectory(prefix="ffr-schedule-") as tmp:
+        plan = make_plan(configs, ResultStore(Path(tmp) / "plan"))  # an empty store: every run pending
         for name, phased in (("phases", True), ("dependency order", False)):
-            plan = make_plan(configs, ResultStore(Path(tmp) / "plan"))
             row = {"order": name, "predicted_epoch_units": simulate(plan, args.workers, phased)[0]}
             if not args.simulate_only:
                 t0 = time.time()
