@@ -18,10 +18,13 @@ bench/results/end_to_end_<what>.json.
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -53,22 +56,30 @@ def counts(profile: str) -> dict:
     return row
 
 
-def run_timed(command: list[str], tail: int = 40) -> dict:
-    """Run `command` from the repo root, echoing its output; wall time, exit code, last lines."""
+def run_timed(command: list[str], tail: int = 40, timeout: float | None = None) -> dict:
+    """Run `command` from the repo root, echoing its output; wall time, exit code, last lines.
+    `timeout` (s): stop it then (a sweep keeps the records it wrote and resumes from them)."""
     print("$", " ".join(command), flush=True)
     last: deque[str] = deque(maxlen=tail)
     notebooks = {}
     t0 = time.perf_counter()
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          bufsize=1) as proc:
+                          bufsize=1, start_new_session=True) as proc:
+        # the whole process group: a sweep's data workers hold the output pipe open too
+        timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGTERM)) if timeout else None
+        if timer is not None:
+            timer.start()
         for line in proc.stdout:
             sys.stdout.write(line)
             last.append(line.rstrip("\n"))
             for match in NOTEBOOK_LINE.finditer(line):
                 notebooks[match.group(1)] = float(match.group(2))
         code = proc.wait()
+        stopped = timer is not None and not timer.is_alive() and code != 0
+        if timer is not None:
+            timer.cancel()
     return {"command": " ".join(command), "returncode": code, "wall_seconds": time.perf_counter() - t0,
-            "notebook_seconds": notebooks or None, "output_tail": list(last)}
+            "stopped_at_timeout": stopped, "notebook_seconds": notebooks or None, "output_tail": list(last)}
 
 
 def ffr() -> list[str]:
@@ -105,6 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, help="--sweep: torch CPU threads per run")
     p.add_argument("--ratio", type=float, nargs="+", help="--sweep: only these bias ratios (a slice of the grid)")
     p.add_argument("--dataset", nargs="+", help="--sweep: only these datasets")
+    p.add_argument("--compile", action="store_true", help="--sweep: ffr sweep --compile (torch.compile in packs)")
+    p.add_argument("--timeout", type=float, help="--sweep: stop the sweep after this many seconds (records kept)")
     p.add_argument("--results", type=Path, help="--sweep: results root (default outputs/bench/sweep-<profile>-<time>)")
     p.add_argument("--keep", type=Path, help="--notebooks-quick: keep figures, copies and results here "
                    "(default: a temporary folder, removed)")
@@ -124,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
                 payload["job"] = notebooks_quick(args.notebooks_quick, Path(tmp))
     else:
         sliced = "".join([f"_r{r:g}" for r in args.ratio or []] + [f"_{d}" for d in args.dataset or []])
+        sliced += "_compile" if args.compile else ""
         name, profiles = f"sweep_{args.sweep}{sliced}_{args.executor}_{device.split(':')[0]}", [args.sweep]
         results = args.results or ROOT / "outputs" / "bench" / f"sweep-{args.sweep}-{time.strftime('%Y%m%d-%H%M%S')}"
         command = [*ffr(), "sweep", "--profile", args.sweep, "--executor", args.executor, "--results", str(results)]
@@ -135,7 +149,9 @@ def main(argv: list[str] | None = None) -> dict:
             command += ["--ratio", *map(str, args.ratio)]
         if args.dataset:
             command += ["--dataset", *args.dataset]
-        payload["job"] = run_timed(command)
+        if args.compile:
+            command += ["--compile"]
+        payload["job"] = run_timed(command, timeout=args.timeout)
         payload["job"]["results"] = str(results / args.sweep)
     rows = [counts(profile) for profile in profiles]
     payload["counts"] = rows

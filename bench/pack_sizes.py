@@ -7,6 +7,10 @@ channels_last on CUDA) with ffr_lib.training.packing.train_packed on one world t
 images/s = K * N / seconds of the last epoch (validation on 256 images included). The row
 "alone" is train_stage (the loop a single run uses). The ratio column is against "alone": how
 much faster a grid of many small runs goes when packed K at a time. Picks the sweep's max pack.
+
+--compile both: each K again with the runs' training forward through torch.compile (inductor;
+`ffr sweep --compile`), all K runs sharing one compiled graph; `first_epoch_s` shows what the
+compilation costs (once per architecture and process), the rate is the last epoch's as above.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--images", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--graphs", choices=("on", "off"), default="on", help="CUDA graphs for each step (graphs.py)")
+    p.add_argument("--compile", choices=("off", "on", "both"), default="off",
+                   help="packed runs with the training forward through torch.compile (both: each K twice)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.device.startswith("cuda"):
@@ -60,23 +66,26 @@ def main(argv: list[str] | None = None) -> dict:
     result = train_stage(m, train, val, groups, epochs=args.epochs, batch_size=128, seed=0, cuda_graphs=graphs)
     alone = len(train) / result.history[-1]["seconds"]
     rows.append({"runs": "alone", "images_per_s": alone, "ratio": 1.0, "peak_mib": peak_memory_bytes(args.device) / 2**20})
-    for k in args.sizes:
-        reset_peak_memory(args.device)
-        members = [PackMember(train, val, "erm", 1e-3, s) for s in range(k)]
-        synchronize(args.device)
-        results = train_packed([model(s, args.device) for s in range(k)], members, groups, epochs=args.epochs,
-                               cuda_graphs=graphs)
-        rate = k * len(train) / results[0].history[-1]["seconds"]
-        rows.append({"runs": k, "images_per_s": rate, "ratio": rate / alone,
-                     "peak_mib": peak_memory_bytes(args.device) / 2**20})
-        print(rows[-1], flush=True)
+    backends = {"off": [None], "on": ["inductor"], "both": [None, "inductor"]}[args.compile]
+    for backend in backends:
+        for k in args.sizes:
+            reset_peak_memory(args.device)
+            members = [PackMember(train, val, "erm", 1e-3, s) for s in range(k)]
+            synchronize(args.device)
+            results = train_packed([model(s, args.device) for s in range(k)], members, groups, epochs=args.epochs,
+                                   cuda_graphs=graphs, compile_backend=backend)
+            rate = k * len(train) / results[0].history[-1]["seconds"]
+            rows.append({"runs": k, "compile": backend or "-", "images_per_s": rate, "ratio": rate / alone,
+                         "first_epoch_s": results[0].history[0]["seconds"],
+                         "peak_mib": peak_memory_bytes(args.device) / 2**20})
+            print(rows[-1], flush=True)
     print()
-    text = table(rows, [("runs", "runs packed"), ("images_per_s", "images/s (all runs)"), ("ratio", "x alone"),
-                        ("peak_mib", "peak MiB")])
+    text = table(rows, [("runs", "runs packed"), ("compile", "compile"), ("images_per_s", "images/s (all runs)"),
+                        ("ratio", "x alone"), ("first_epoch_s", "first epoch s"), ("peak_mib", "peak MiB")])
     payload = {"machine": machine_info(args.device), "images": len(train), "epochs": args.epochs, "graphs": graphs,
                "rows": rows,
                "table": text}
-    suffix = "" if graphs else "_no_graphs"
+    suffix = ("" if graphs else "_no_graphs") + ("" if args.compile == "off" else f"_compile_{args.compile}")
     write_json(args.out or RESULTS / f"pack_sizes_{args.device.split(':')[0]}{suffix}.json", payload)
     return payload
 

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from ffr_lib.cli import COMMANDS, main
 
 
@@ -55,3 +57,9 @@ def test_sweep_on_cpu_worker_processes(tmp_path, capsys):
     assert "0 failed, 0 errors" in out
     records = ResultStore(tmp_path / "smoke").records()
     assert records and {r["device"] for r in records} == {"cpu"} and {r["threads"] for r in records} == {1}
+
+
+def test_sweep_compile_is_refused_by_executors_that_do_not_compile(tmp_path):
+    with pytest.raises(SystemExit, match="--compile: executor 'processes'"):
+        main(["sweep", "--profile", "smoke", "--executor", "processes", "--compile", "--results", str(tmp_path)])
+    assert not (tmp_path / "smoke").exists()

@@ -107,3 +107,27 @@ def test_runs_on_parallel_streams_give_the_weights_of_runs_alone():
         alone = _model(s, "cuda")
         train_stage(alone, d.stages[-1], d.val, d.groups, method=m, lr=lr, epochs=2, batch_size=64, seed=s)
         _same_weights(packed[s], alone)
+
+
+@cuda
+def test_compiled_packed_steps_are_captured_and_train_like_eager_ones():
+    """`ffr sweep --compile`: inductor's fused kernels inside each run's CUDA graph. The capture
+    must succeed (a failure would warn and train eagerly), and since the kernels differ only in
+    rounding, the losses follow the eager runs' closely."""
+    import warnings
+
+    torch._dynamo.reset()
+    data = compose(replace(TINY, mode="none"))
+    members = [PackMember(data.stages[-1], data.val, m, lr, s)
+               for s, (m, lr) in enumerate([("erm", 1e-3), ("groupdro", 3e-4)])]
+    results = {}
+    for backend in (None, "inductor"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results[backend] = train_packed([_model(s, "cuda") for s in range(2)], members, data.groups, epochs=2,
+                                            batch_size=64, compile_backend=backend)
+        assert not [w for w in caught if "capture failed" in str(w.message)]
+    torch._dynamo.reset()
+    for eager, compiled in zip(results[None], results["inductor"]):
+        for a, b in zip(eager.history, compiled.history):
+            assert b["loss"] == pytest.approx(a["loss"], rel=0.05)

@@ -42,6 +42,7 @@ def test_best_epoch_by_validation_wa_and_record_fields(tmp_path):
     for key in ("hash", "config", "test", "val", "seconds", "device", "threads", "precision", "versions", "commit"):
         assert key in rec
     assert rec["precision"] == ("bf16-autocast" if loop.CPU_BF16 else "fp32")
+    assert rec["compiled"] is None  # eager unless the runner compiles
     assert set(rec["test"]["groups"]) == {"y0b0", "y0b1", "y1b0", "y1b1"}
     assert {"wa", "ba", "avg"} <= set(rec["test"])
 
@@ -113,3 +114,15 @@ def test_cpu_bf16_follows_the_cpu_and_can_be_turned_off(monkeypatch):
     assert loop.precision(cpu) == "bf16-autocast" and loop.channels_last(cpu)
     with loop._autocast(cpu):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def test_a_compiled_run_says_so_and_matches_the_eager_run(tmp_path):
+    """Runner(compile_backend=...) records the backend; with dynamo's 'eager' backend (the same
+    kernels) the run's metrics are the uncompiled run's."""
+    torch._dynamo.reset()
+    eager = Runner(ResultStore(tmp_path / "a"), threads=1).run(TINY)
+    compiled = Runner(ResultStore(tmp_path / "b"), threads=1, compile_backend="eager").run(TINY)
+    torch._dynamo.reset()
+    assert compiled["compiled"] == "eager"
+    assert [h["loss"] for h in compiled["history"]] == [h["loss"] for h in eager["history"]]
+    assert compiled["test"] == eager["test"]

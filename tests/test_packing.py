@@ -91,3 +91,25 @@ def test_models_and_members_must_match():
     data = compose(TINY)
     with pytest.raises(ValueError, match="2 models for 1 members"):
         train_packed([_model(0), _model(1)], [PackMember(data.stages[0], data.val, "erm", 1e-3, 0)], data.groups)
+
+
+def test_compiled_forward_is_shared_by_the_pack_and_trains_what_eager_trains():
+    """compile_backend routes the full batches' forward through torch.compile (the smaller last
+    batch stays eager): with dynamo's 'eager' backend (the same kernels) the packed runs' weights
+    are exactly the uncompiled ones, and the three runs share one captured graph (dynamo guards
+    on the network's structure, not on the instance), so a pack compiles once."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    datas = [compose(replace(TINY, seed=s)) for _, _, s, _ in MIXED]
+    members = [PackMember(d.stages[0], d.val, meth, lr, s) for d, (meth, lr, s, _) in zip(datas, MIXED)]
+    assert len(datas[0].stages[0]) % 64 != 0  # a last batch that must not reach the compiled forward
+    eager = [_model(s) for *_, s, _ in MIXED]
+    ref = train_packed(eager, members, datas[0].groups, epochs=2, batch_size=64)
+    counters.clear()
+    compiled = [_model(s) for *_, s, _ in MIXED]
+    got = train_packed(compiled, members, datas[0].groups, epochs=2, batch_size=64, compile_backend="eager")
+    assert counters["stats"]["unique_graphs"] == 1
+    for model, r, packed_model, g in zip(eager, ref, compiled, got):
+        _same_run(model, r, packed_model, g)
+    torch._dynamo.reset()

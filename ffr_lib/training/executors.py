@@ -38,14 +38,15 @@ def _note(bar: tqdm, outcome: dict) -> None:
 
 
 @EXECUTORS.register("inprocess")
-def inprocess(plan: Plan, folder: str, progress: bool = True, device: str = "cpu", threads: int | None = None) -> list[dict]:
+def inprocess(plan: Plan, folder: str, progress: bool = True, device: str = "cpu", threads: int | None = None,
+              compile_backend: str | None = None) -> list[dict]:
     """One run after another in this process (keeps loaded data sets in memory between runs)."""
     outcomes = []
     with _bar(plan, progress) as bar:
         for phase in plan.phases:
             for config in phase:
                 bar.set_postfix_str(config.label(), refresh=True)
-                outcome = run_one(config.to_dict(), folder, sorted(plan.keep), device, threads)
+                outcome = run_one(config.to_dict(), folder, sorted(plan.keep), device, threads, compile_backend)
                 outcomes.append(outcome)
                 _note(bar, outcome)
     return outcomes
@@ -71,12 +72,14 @@ MAX_PACK = 9
 
 @EXECUTORS.register("packed")
 def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda", threads: int | None = None,
-           max_pack: int = MAX_PACK, prefetch_workers: int | None = None) -> list[dict]:
+           max_pack: int = MAX_PACK, prefetch_workers: int | None = None,
+           compile_backend: str | None = None) -> list[dict]:
     """In this process, trainings that can share a pack (sweep.pack_key: same cell but seed, lr,
     method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
     once (each run on its own CUDA stream); DFR refits one at a time. For small models on a GPU. Synthetic
     sets are rendered ahead by `prefetch_workers` processes (default: all cores but two) into
-    the disk cache (data_cache.py), in the order the packs need them."""
+    the disk cache (data_cache.py), in the order the packs need them. compile_backend: torch.compile
+    the packed runs' training forward ('inductor'; see loop.train_stage)."""
     workers = max(0, (os.cpu_count() or 1) - 2) if prefetch_workers is None else prefetch_workers
     if str(device).startswith("cuda"):
         import torch
@@ -98,13 +101,13 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
                     future = ready.get(data_cache.data_key(c))
                     if future is not None:
                         future.exception()
-                for outcome in run_pack([c.to_dict() for c in pack], folder, keep, device, threads):
+                for outcome in run_pack([c.to_dict() for c in pack], folder, keep, device, threads, compile_backend):
                     outcomes.append(outcome)
                     _note(bar, outcome)
             for config in phase:
                 if config.hash not in in_pack:
                     bar.set_postfix_str(config.label(), refresh=True)
-                    outcome = run_one(config.to_dict(), folder, keep, device, threads)
+                    outcome = run_one(config.to_dict(), folder, keep, device, threads, compile_backend)
                     outcomes.append(outcome)
                     _note(bar, outcome)
     return outcomes

@@ -127,8 +127,14 @@ class StageTrainer:
     def __init__(self, model: Classifier, train: GroupedImages, val: GroupedImages, groups: Sequence[Group], *,
                  method: str = "erm", lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 1e-5,
                  seed: int = 0, freeze_bn: bool = False, source_groups: bool = False, dro_step: float = 0.01,
-                 cuda_graphs: bool = True, stream: torch.cuda.Stream | None = None) -> None:
+                 cuda_graphs: bool = True, stream: torch.cuda.Stream | None = None,
+                 compile_backend: str | None = None) -> None:
         self.model, self.groups, self.lr, self.method = model, groups, lr, method
+        # the full batches' forward through torch.compile (fused batch norm, ReLU and residual
+        # kernels); every run of one architecture shares the compiled code (dynamo guards on
+        # the module's structure, not its identity). Other shapes (the last batch) run eagerly.
+        self.forward = model if compile_backend is None else torch.compile(model, backend=compile_backend,
+                                                                             dynamic=False)
         self.device = device = next(model.parameters()).device
         self.stream = stream
         with self.launching():
@@ -152,8 +158,9 @@ class StageTrainer:
 
     def _step(self, idx: torch.Tensor) -> torch.Tensor:
         self.optimizer.zero_grad(set_to_none=not self.cuda)  # in place on CUDA: a graph keeps the gradients' addresses
+        net = self.forward if idx.shape[-1] == self.batch_size else self.model
         with _autocast(self.device):
-            logits = self.model(_prepare(self.train.images[idx]))
+            logits = net(_prepare(self.train.images[idx]))
         loss = self.rule.loss(logits, self.train.y[idx], self.gid[idx])
         loss.backward()
         self.optimizer.step()
@@ -222,6 +229,7 @@ def train_stage(
     dro_step: float = 0.01,
     on_epoch: Callable[[dict], None] | None = None,
     cuda_graphs: bool = True,
+    compile_backend: str | None = None,
 ) -> StageResult:
     """Train `model` (in place) on `train` with a fresh Adam; keep the epoch with the best WA on
     `val` over `groups` (ties: the earlier epoch) and load it into the model at the end.
@@ -229,10 +237,13 @@ def train_stage(
     freeze_bn: the model stays in eval mode (BN running statistics frozen, BN affine weights
     still trained), as the authors' FFR stage 2 option did. cuda_graphs: on CUDA, replay each
     full batch's step as a CUDA graph (graphs.py; the same kernels, launched at once).
+    compile_backend: torch.compile the full batches' forward with this backend ('inductor';
+    None: eager). Off by default: it changes the kernels, so results match eager ones only
+    up to rounding, and it costs a compilation per architecture and process.
     """
     trainer = StageTrainer(model, train, val, groups, method=method, lr=lr, batch_size=batch_size,
                            weight_decay=weight_decay, seed=seed, freeze_bn=freeze_bn, source_groups=source_groups,
-                           dro_step=dro_step, cuda_graphs=cuda_graphs)
+                           dro_step=dro_step, cuda_graphs=cuda_graphs, compile_backend=compile_backend)
     for _ in range(epochs):
         for idx in trainer.batches():
             trainer.step(idx)

@@ -76,8 +76,9 @@ class Runner:
     """Executes runs against a store; `trainings` counts the network trainings it did."""
 
     def __init__(self, store: ResultStore, device: str | torch.device = "cpu", threads: int | None = None,
-                 keep: frozenset[str] = frozenset()) -> None:
+                 keep: frozenset[str] = frozenset(), compile_backend: str | None = None) -> None:
         self.store = store
+        self.compile_backend = compile_backend  # torch.compile of the training step's forward (None: eager)
         self.device = torch.device(device)
         self.threads = threads
         self.keep = keep  # hashes whose checkpoints to save (others depend on them)
@@ -150,6 +151,7 @@ class Runner:
             device=str(self.device),
             threads=torch.get_num_threads(),
             precision=precision(self.device),
+            compiled=self.compile_backend,
             deterministic=torch.are_deterministic_algorithms_enabled(),
             versions=versions(),
             commit=_commit(),
@@ -182,6 +184,7 @@ class Runner:
             freeze_bn=config.freeze_bn,
             source_groups=data.source_groups,
             dro_step=config.dro_step,
+            compile_backend=self.compile_backend,
         )
         return model, self._train_extra(config, data, model, result, trained, reused)
 
@@ -234,7 +237,8 @@ class Runner:
         t_start = time.perf_counter()
         results = train_packed(models, members, datas[0].groups, epochs=first.epochs, batch_size=first.batch_size,
                                weight_decay=first.weight_decay, freeze_bn=first.freeze_bn,
-                               source_groups=datas[0].source_groups, dro_step=first.dro_step)
+                               source_groups=datas[0].source_groups, dro_step=first.dro_step,
+                               compile_backend=self.compile_backend)
         t_train = time.perf_counter()
         # where the pack's time went (the same in each of its records): data, starting models, training
         timing = {"data": t_data - t0, "start": t_start - t_data, "train": t_train - t_start}

@@ -214,7 +214,8 @@ def simulate(plan: Plan, workers: int, phased: bool = False) -> tuple[float, lis
     return clock, starts
 
 
-def run_one(config: dict, folder: str, keep: Sequence[str], device: str = "cpu", threads: int | None = None) -> dict:
+def run_one(config: dict, folder: str, keep: Sequence[str], device: str = "cpu", threads: int | None = None,
+            compile_backend: str | None = None) -> dict:
     """Execute one run (a config dict) against the store in `folder`: the unit every executor
     ships. Returns {'hash', 'label', 'status', 'error'}; a diverged run is a stored failure,
     any other exception is returned as status 'error' and not stored (a resume retries it)."""
@@ -222,7 +223,8 @@ def run_one(config: dict, folder: str, keep: Sequence[str], device: str = "cpu",
 
     c = RunConfig.from_dict(config)
     try:
-        record = Runner(ResultStore(folder), device=device, threads=threads, keep=frozenset(keep)).run(c)
+        record = Runner(ResultStore(folder), device=device, threads=threads, keep=frozenset(keep),
+                        compile_backend=compile_backend).run(c)
         return {"hash": c.hash, "label": c.label(), "status": record["status"], "error": record.get("error")}
     except Exception:  # noqa: BLE001 - one run's bug must not end the sweep; it is reported
         return {"hash": c.hash, "label": c.label(), "status": "error", "error": traceback.format_exc()}
@@ -251,20 +253,21 @@ def packs(phase: Sequence[RunConfig], max_pack: int) -> list[list[RunConfig]]:
 
 
 def run_pack(configs: Sequence[dict], folder: str, keep: Sequence[str], device: str = "cpu",
-             threads: int | None = None) -> list[dict]:
+             threads: int | None = None, compile_backend: str | None = None) -> list[dict]:
     """Execute runs (config dicts) as one pack; outcomes as run_one's. If the pack cannot be
     built or fails, each run is retried alone (so a packing problem never loses a run)."""
     from .runner import Runner
 
     cs = [RunConfig.from_dict(c) for c in configs]
     try:
-        runner = Runner(ResultStore(folder), device=device, threads=threads, keep=frozenset(keep))
+        runner = Runner(ResultStore(folder), device=device, threads=threads, keep=frozenset(keep),
+                        compile_backend=compile_backend)
         records = runner.run_pack(cs)
         return [{"hash": c.hash, "label": c.label(), "status": r["status"], "error": r.get("error")}
                 for c, r in zip(cs, records)]
     except Exception:  # noqa: BLE001 - fall back to one run at a time
         note = traceback.format_exc(limit=3)
-        outcomes = [run_one(c, folder, keep, device, threads) for c in configs]
+        outcomes = [run_one(c, folder, keep, device, threads, compile_backend) for c in configs]
         for o in outcomes:
             o["pack_error"] = note
         return outcomes

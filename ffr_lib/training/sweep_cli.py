@@ -43,6 +43,7 @@ def sweep_command(
     cluster: str | None = None,
     ratios: list[float] | None = None,
     workers: int = 2,
+    compile_backend: str | None = None,
 ) -> int:
     prof = get_profile(profile)
     configs = prof.configs(tuple(datasets) if datasets else None)
@@ -57,7 +58,10 @@ def sweep_command(
     if executor in ("inprocess", "packed"):
         import torch
 
-        options = {"device": device or ("cuda" if torch.cuda.is_available() else "cpu"), "threads": threads}
+        options = {"device": device or ("cuda" if torch.cuda.is_available() else "cpu"), "threads": threads,
+                   "compile_backend": compile_backend}
+    elif compile_backend is not None:
+        raise SystemExit(f"--compile: executor {executor!r} does not compile; use packed or inprocess")
     elif executor == "processes":
         options = {"device": device or "cpu", "threads": threads or 1, "workers": workers}
     elif executor == "gpus":
