@@ -1,12 +1,15 @@
 """Where a packed training step spends its GPU time: torch.profiler's CUDA kernels, grouped.
 
-    python bench/pack_profile.py --device cuda --runs 32 [--freeze-bn]
+    python bench/pack_profile.py --device cuda --runs 32 [--freeze-bn] [--compile]
 
 Trains K small ResNets packed (ffr_lib.training.packing.train_packed, CUDA graphs off so the
 profiler sees each kernel; the JSON results in bench/results are of the K-group network that
 packing used until 2026-11-25) for a few epochs on world images and prints the kernels by total CUDA
 time, summed into classes (convolution forward / backward, batch norm, elementwise, optimiser,
-other). Writes bench/results/pack_profile_<device>[_frozen_bn].json.
+other), and the kernels a run launches per step. --compile: the training forward through
+torch.compile (inductor), as `ffr sweep --compile`. Writes
+bench/results/pack_profile_<device>[_frozen_bn][_compile]_<runs>.json (the K-group files keep
+their old names).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--images", type=int, default=4096)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--freeze-bn", action="store_true", help="BN in eval mode, as FFR stage 2's frozen-BN runs")
+    p.add_argument("--compile", action="store_true", help="training forward through torch.compile (inductor)")
     p.add_argument("--top", type=int, default=15)
     args = p.parse_args(argv)
     torch.backends.cudnn.benchmark = True
@@ -60,10 +64,13 @@ def main(argv: list[str] | None = None) -> dict:
         return out
 
     members = [PackMember(train, val, "erm", 1e-3, s) for s in range(args.runs)]
-    train_packed(models(), members, groups, epochs=1, freeze_bn=args.freeze_bn, cuda_graphs=False)  # warm-up
+    backend = "inductor" if args.compile else None
+    train_packed(models(), members, groups, epochs=1, freeze_bn=args.freeze_bn, cuda_graphs=False,
+                 compile_backend=backend)  # warm-up (and compilation)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
     with profile(activities=activities) as prof:
-        train_packed(models(), members, groups, epochs=args.epochs, freeze_bn=args.freeze_bn, cuda_graphs=False)
+        train_packed(models(), members, groups, epochs=args.epochs, freeze_bn=args.freeze_bn, cuda_graphs=False,
+                     compile_backend=backend)
     events = [e for e in prof.key_averages() if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA]
     total = sum(e.self_device_time_total for e in events) or 1.0
     kernels = sorted(({"kernel": e.key[:90], "class": kind(e.key), "ms": e.self_device_time_total / 1e3,
@@ -75,16 +82,19 @@ def main(argv: list[str] | None = None) -> dict:
     classes = sorted(({"class": c, "ms": ms, "share": ms / (total / 1e3)} for c, ms in by_class.items()),
                      key=lambda r: -r["ms"])
     steps = args.epochs * -(-args.images // 128)
+    launches = sum(e.count for e in events) / (steps * args.runs)
     print(f"{args.runs} runs packed, {args.images} images x {args.epochs} epochs ({steps} steps), "
-          f"freeze_bn={args.freeze_bn}: {total / 1e3:.0f} ms of CUDA kernels, {total / 1e3 / steps:.2f} ms a step")
+          f"freeze_bn={args.freeze_bn}, compile={args.compile}: {total / 1e3:.0f} ms of CUDA kernels, "
+          f"{total / 1e3 / steps / args.runs:.3f} ms and {launches:.0f} kernels a run's step (validation included)")
     table(classes, [("class", "kernel class"), ("ms", "CUDA ms"), ("share", "share")])
     print()
     table(kernels[: args.top], [("kernel", "kernel"), ("class", "class"), ("ms", "CUDA ms"), ("share", "share"),
                                 ("calls", "calls")])
     payload = {"machine": machine_info(args.device), "runs": args.runs, "images": args.images,
-               "epochs": args.epochs, "freeze_bn": args.freeze_bn, "steps": steps, "cuda_ms": total / 1e3,
+               "epochs": args.epochs, "freeze_bn": args.freeze_bn, "compile": args.compile, "steps": steps,
+               "cuda_ms": total / 1e3, "kernels_per_run_step": launches,
                "classes": classes, "kernels": kernels[:60]}
-    suffix = "_frozen_bn" if args.freeze_bn else ""
+    suffix = ("_frozen_bn" if args.freeze_bn else "") + ("_compile" if args.compile else "") + f"_{args.runs}"
     write_json(RESULTS / f"pack_profile_{args.device.split(':')[0]}{suffix}.json", payload)
     return payload
 

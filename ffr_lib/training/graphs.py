@@ -7,18 +7,22 @@ The step is the same computation as the eager one (same kernels, same order); wh
 needs from it:
 
 - every tensor the step reads or writes keeps its address: the batch's index tensor is copied
-  into a static one, gradients are zeroed in place (not set to None), optimiser state lives on
-  the device (`torch.optim.Adam(..., capturable=True)`), method state is updated in place
-  (GroupDRO's q);
+  into a static one, optimiser state lives on the device (`torch.optim.Adam(...,
+  capturable=True)`), method state is updated in place (GroupDRO's q); gradients are set to
+  None inside the step, so the captured backward allocates them from the graph's own pool and
+  every replay writes them there (PyTorch's whole-network capture recipe);
 - no host synchronisation inside the step (no `.item()`, no data-dependent shapes);
 - autocast without its weight cache (`_autocast` on CUDA).
 
-Batches of another shape (an epoch's smaller last batch) run eagerly: they read and write the
-same parameter and gradient tensors, so eager and replayed steps mix freely. They run without
-cuDNN's autotuning (`no_autotune`): with `cudnn.benchmark` on, every new shape is timed against
-every algorithm, about 3 s for the small ResNet's forward and backward, once per set size in a
-sweep, for a batch that runs once an epoch. On CPU, or when the capture fails, every step runs
-eagerly.
+An epoch's smaller last batch has its own shape, the same every epoch: it gets a second graph,
+captured after one eager warm-up (it reads and writes the same parameter and gradient tensors,
+so the two graphs and eager steps mix freely). Before, it ran eagerly every epoch: hundreds of
+kernel launches from Python per run, one run after another at the end of each epoch of a pack,
+while the GPU waited. Shapes other than the first (the full batch) run, and are captured,
+without cuDNN's autotuning (`no_autotune`): with `cudnn.benchmark` on, every new shape is timed
+against every algorithm, about 3 s for the small ResNet's forward and backward, once per set
+size in a sweep, for a batch that runs once an epoch. On CPU, or when a capture fails, every
+step runs eagerly.
 """
 
 from __future__ import annotations
@@ -26,10 +30,20 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
 WARMUP_STEPS = 3  # eager steps (on a side stream) before the capture: lazy init, cuDNN autotuning
+LATER_WARMUP_STEPS = 1  # the same for other shapes (no autotuning): lazy init only
+MAX_GRAPHS = 2  # the full batch and the epoch's last batch; other shapes run eagerly
+
+
+@dataclass
+class _Captured:
+    graph: torch.cuda.CUDAGraph
+    idx: torch.Tensor  # static input: each call's batch is copied in
+    out: torch.Tensor  # static output, overwritten by the next replay
 
 
 @contextlib.contextmanager
@@ -47,37 +61,51 @@ def no_autotune() -> Iterator[None]:
 
 class StepGraph:
     """Calls `step(idx)` (idx int64 (..., B) on the device; returns a tensor such as the loss),
-    replaying a CUDA graph of it for every batch of the captured shape.
+    replaying a CUDA graph of it for every batch of a captured shape: the first shape it sees
+    (the full batch) after `warmup` eager calls, and one more (the last batch) after
+    `later_warmup`; at most `max_graphs` shapes are captured, others always run eagerly.
 
     The returned tensor is static when replayed: read it (e.g. `total += out`) before the next
     call. `enabled=False` (or a CPU device) runs every step eagerly."""
 
     def __init__(self, step: Callable[[torch.Tensor], torch.Tensor], device: torch.device, enabled: bool = True,
-                 warmup: int = WARMUP_STEPS) -> None:
+                 warmup: int = WARMUP_STEPS, later_warmup: int = LATER_WARMUP_STEPS,
+                 max_graphs: int = MAX_GRAPHS) -> None:
         self.step = step
         self.enabled = enabled and device.type == "cuda"
-        self.warmup = warmup
+        self.warmup, self.later_warmup, self.max_graphs = warmup, later_warmup, max_graphs
         self.calls = 0
-        self.graph: torch.cuda.CUDAGraph | None = None
-        self.static_idx: torch.Tensor | None = None
-        self.static_out: torch.Tensor | None = None
         self.replays = 0
+        self.captured: dict[torch.Size, _Captured] = {}
+        self.seen: dict[torch.Size, int] = {}  # eager calls per shape not (yet) captured
+        self.first_shape: torch.Size | None = None
+
+    @property
+    def graph(self) -> torch.cuda.CUDAGraph | None:
+        """The graph of the first (full-batch) shape, once captured."""
+        hit = self.captured.get(self.first_shape)
+        return None if hit is None else hit.graph
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         if not self.enabled:
             return self.step(idx)
-        if self.graph is not None:
-            if idx.shape != self.static_idx.shape:
-                with no_autotune():
-                    return self.step(idx)  # e.g. the epoch's last, smaller batch
-            self.static_idx.copy_(idx)
-            self.graph.replay()
+        hit = self.captured.get(idx.shape)
+        if hit is not None:
+            hit.idx.copy_(idx)
+            hit.graph.replay()
             self.replays += 1
-            return self.static_out
-        if self.calls <= self.warmup:
-            return self._side_stream(idx)
-        return self._capture(idx)
+            return hit.out
+        if self.first_shape is None:
+            self.first_shape = idx.shape
+        first = idx.shape == self.first_shape
+        seen = self.seen[idx.shape] = self.seen.get(idx.shape, 0) + 1
+        with contextlib.nullcontext() if first else no_autotune():
+            if len(self.captured) >= self.max_graphs:
+                return self.step(idx)
+            if seen <= (self.warmup if first else self.later_warmup):
+                return self._side_stream(idx)
+            return self._capture(idx)
 
     def _side_stream(self, idx: torch.Tensor) -> torch.Tensor:
         """An eager step on a side stream, as PyTorch's CUDA-graph recipe warms up."""
@@ -93,7 +121,7 @@ class StepGraph:
         Captured on a side stream with the graph's own memory pool, as torch.cuda.graph does,
         but without its device-wide synchronisation and cache flush: in a pack the other runs'
         streams keep working while one run captures."""
-        self.static_idx = idx.clone()
+        static_idx = idx.clone()
         graph = torch.cuda.CUDAGraph()
         capture = torch.cuda.Stream(idx.device)
         capture.wait_stream(torch.cuda.current_stream())
@@ -101,18 +129,21 @@ class StepGraph:
             with torch.cuda.stream(capture):
                 graph.capture_begin()
                 try:
-                    self.static_out = self.step(self.static_idx)
+                    out = self.step(static_idx)
                 finally:
                     graph.capture_end()
         except Exception as err:  # noqa: BLE001 - a step that cannot be captured still trains eagerly
             warnings.warn(f"CUDA graph capture failed ({type(err).__name__}: {err}); training eagerly",
                           RuntimeWarning, stacklevel=3)
             torch.cuda.current_stream().wait_stream(capture)
-            self.enabled = False
-            self.static_idx = self.static_out = None
+            if idx.shape == self.first_shape:
+                self.enabled = False
+                self.captured.clear()
+            else:  # keep the full batch's graph; capture no other shape
+                self.max_graphs = len(self.captured)
             return self.step(idx)
         torch.cuda.current_stream().wait_stream(capture)
-        self.graph = graph
-        self.graph.replay()
+        self.captured[idx.shape] = _Captured(graph, static_idx, out)
+        graph.replay()
         self.replays += 1
-        return self.static_out
+        return out
