@@ -206,6 +206,31 @@ def test_packed_executor_trains_packs_and_keeps_the_dag(tmp_path):
     assert all(store.get(c.hash)["dfr"] for c in configs if c.method == "dfr")
 
 
+def test_packed_executor_composes_the_next_pack_on_a_thread_with_the_same_records(tmp_path, monkeypatch):
+    """Each pack's data sets are composed on the executor's compose thread (while the pack
+    before trains), the runner uses them instead of composing again, and the records are
+    those of runs alone (CPU: bit for bit)."""
+    import threading
+
+    from ffr_lib.training import executors, runner
+
+    threads, recomposed = [], []
+    ahead, again = executors.compose, runner.compose
+    monkeypatch.setattr(executors, "compose", lambda c: threads.append(threading.current_thread().name) or ahead(c))
+    monkeypatch.setattr(runner, "compose", lambda c: recomposed.append(c.hash) or again(c))
+    configs = grid(replace(TINY, mode="none"), ratio=(0.95, 0.9), lr=(1e-3, 1e-4)).configs()  # 2 packs of 2
+    summary = run_sweep(configs, str(tmp_path / "packed"), executor="packed", progress=False, device="cpu",
+                        threads=1, prefetch_workers=0)
+    assert summary["done"] == 4 and not summary["errors"]
+    assert len(threads) == 4 and all(t.startswith("ffr-compose") for t in threads) and recomposed == []
+    run_sweep(configs, str(tmp_path / "alone"), executor="inprocess", progress=False, device="cpu", threads=1)
+    packed, alone = ResultStore(tmp_path / "packed"), ResultStore(tmp_path / "alone")
+    for c in configs:
+        a, b = packed.get(c.hash), alone.get(c.hash)
+        assert a["pack"] == 2 and a["test"] == b["test"] and a["val"] == b["val"]
+        assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
 def test_packs_cut_a_cell_into_nearly_equal_packs():
     cell = [replace(TINY, seed=s, lr=lr) for s in range(5) for lr in (1e-3, 3e-4, 1e-4, 3e-5)]  # 20 runs
     other = [replace(TINY, ratio=0.9, seed=s) for s in range(3)]

@@ -13,7 +13,7 @@ import contextlib
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..registry import Registry
 from . import data_cache
 from .config import RunConfig
+from .modes import RunData, compose
 from .sweep import Plan, ReadyQueue, packs, run_many, run_one, run_pack
 
 Executor = Callable[..., list[dict] | None]
@@ -64,6 +65,25 @@ def _synthetic_cache(folder: str):
             os.environ.pop(data_cache.CACHE_ENV, None)
 
 
+def _compose_pack(pack: Sequence[RunConfig], ready: dict[str, Future]) -> dict[str, RunData]:
+    """The pack's data sets (modes.compose), by canonical hash, once the prefetch workers have
+    rendered its synthetic sets; a run whose data fails is left out (the run composes it again
+    and records the error itself). Runs on the executor's compose thread: compose is a pure
+    function of the config (explicit seeds, no global random state), and its caches are
+    lru_caches and atomic file writes."""
+    out = {}
+    for c in pack:
+        future = ready.get(data_cache.data_key(c))
+        if future is not None and future.exception() is not None:
+            continue
+        try:
+            canonical = c.canonical()
+            out[canonical.hash] = compose(canonical)
+        except Exception:  # noqa: BLE001 - reported by the run itself
+            continue
+    return out
+
+
 # runs a pack at most: on an H100, 8 small-ResNet runs side by side train 304,000 images/s and
 # 32 train 266,000 (bench/pack_sizes.py; more runs contend for the GPU), so a cell's 18 or 27
 # runs go as packs of 9
@@ -78,7 +98,8 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
     method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
     once (each run on its own CUDA stream); DFR refits one at a time. For small models on a GPU. Synthetic
     sets are rendered ahead by `prefetch_workers` processes (default: all cores but two) into
-    the disk cache (data_cache.py), in the order the packs need them. compile_backend: torch.compile
+    the disk cache (data_cache.py), in the order the packs need them, and each pack's data sets
+    are composed on a thread while the pack before it trains. compile_backend: torch.compile
     the packed runs' training forward ('inductor'; see loop.train_stage)."""
     workers = max(0, (os.cpu_count() or 1) - 2) if prefetch_workers is None else prefetch_workers
     if str(device).startswith("cuda"):
@@ -88,20 +109,26 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
     outcomes = []
     keep = sorted(plan.keep)
     order = [[p for p in packs(phase, max_pack) if len(p) > 1] for phase in plan.phases]
-    with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar:
+    flat = [pack for phase_packs in order for pack in phase_packs]
+    with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar, \
+            ThreadPoolExecutor(1, thread_name_prefix="ffr-compose") as composer:
         # packed runs first, in pack order; only runs with synthetic sets: a worker composing a
         # None run would render the real world for nothing, and the first pack would wait for it
-        queue = [c for phase_packs in order for pack in phase_packs for c in pack] + [c for p in plan.phases for c in p]
+        queue = [c for pack in flat for c in pack] + [c for p in plan.phases for c in p]
         ready = data_cache.prefetch([c for c in queue if c.uses_synthetic], cache, workers)
+        # the next pack's data sets are composed on a thread while a pack trains
+        ahead = {0: composer.submit(_compose_pack, flat[0], ready)} if flat else {}
+        j = 0
         for phase, grouped in zip(plan.phases, order):
             in_pack = {c.hash for p in grouped for c in p}
             for pack in grouped:
                 bar.set_postfix_str(f"pack of {len(pack)}: {pack[0].label()}", refresh=True)
-                for c in pack:  # its data rendered (an error there shows again in the run itself)
-                    future = ready.get(data_cache.data_key(c))
-                    if future is not None:
-                        future.exception()
-                for outcome in run_pack([c.to_dict() for c in pack], folder, keep, device, threads, compile_backend):
+                if j + 1 < len(flat):
+                    ahead[j + 1] = composer.submit(_compose_pack, flat[j + 1], ready)
+                composed = ahead.pop(j).result()
+                j += 1
+                for outcome in run_pack([c.to_dict() for c in pack], folder, keep, device, threads, compile_backend,
+                                        composed):
                     outcomes.append(outcome)
                     _note(bar, outcome)
             for config in phase:

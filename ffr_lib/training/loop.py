@@ -147,6 +147,11 @@ class StageTrainer:
                                           capturable=cuda)
         self.batch_size, self.freeze_bn = batch_size, freeze_bn
         self.graph = StepGraph(self._step, device, enabled=cuda_graphs)
+        # validation every epoch: the same images and shapes each time, so it is a graph too
+        # (after one eager epoch), rather than a chain of eager launches per run at every
+        # epoch's end, when a pack's GPU waits for them
+        self.val_graph = StepGraph(self._predict_val, device, enabled=cuda_graphs, warmup=1)
+        self._no_idx = torch.zeros(0, dtype=torch.long, device=device)
         self.epoch, self.steps, self.t0 = 0, 0, 0.0
         self.total = torch.zeros((), device=device)
         self.best_wa, self.best_epoch, self.best_state = -1.0, 0, None
@@ -186,10 +191,14 @@ class StageTrainer:
             self.total += self.graph(idx)
         self.steps += 1
 
+    def _predict_val(self, _: torch.Tensor) -> torch.Tensor:
+        return logits_of(self.model, self.val.images).argmax(1)
+
     def predict_val(self) -> torch.Tensor:
-        """Predicted classes on the validation set, int64 (N,) on the device (launched)."""
+        """Predicted classes on the validation set, int64 (N,) on the device (launched; on CUDA
+        a graph's static output: read it before the next call)."""
         with self.launching():
-            return logits_of(self.model, self.val.images).argmax(1)
+            return self.val_graph(self._no_idx)
 
     def close_epoch(self, pred: torch.Tensor) -> dict:
         """The epoch's row (loss, validation WA/BA, seconds); keeps the best epoch's weights.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -205,18 +206,19 @@ class Runner:
         }
 
     # -- packed ------------------------------------------------------------------------
-    def run_pack(self, configs: list[RunConfig]) -> list[dict]:
+    def run_pack(self, configs: list[RunConfig], composed: Mapping[str, RunData] | None = None) -> list[dict]:
         """Records of `configs` (trainings whose last stages can share one pack: same model,
         epochs, batch size, weight decay, frozen BN and set sizes), computed together by
-        packing.train_packed; stored ones are returned as they are."""
+        packing.train_packed; stored ones are returned as they are. `composed`: data sets
+        already composed (modes.compose) by canonical hash; the others are composed here."""
         configs = [c.canonical() for c in configs]
         todo = [c for c in configs if not self.store.has(c.hash)]
         if todo:
             with determinism(self.device, self.threads):
-                self._compute_pack(todo)
+                self._compute_pack(todo, composed or {})
         return [self.store.get(c.hash) for c in configs]
 
-    def _compute_pack(self, configs: list[RunConfig]) -> None:
+    def _compute_pack(self, configs: list[RunConfig], composed: Mapping[str, RunData]) -> None:
         first = configs[0]
         same = ("model", "width", "epochs", "batch_size", "weight_decay", "freeze_bn", "dro_step", "mode")
         for c in configs:
@@ -224,7 +226,7 @@ class Runner:
                 raise ValueError(f"run_pack: {c.label()} cannot share a pack with {first.label()} "
                                  f"(it must train, and agree on {', '.join(same)})")
         t0 = time.perf_counter()
-        datas = [compose(c) for c in configs]
+        datas = [composed[c.hash] if c.hash in composed else compose(c) for c in configs]
         t_data = time.perf_counter()
         records, models, members, starts = [], [], [], []
         for c, d in zip(configs, datas):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -253,16 +253,18 @@ def packs(phase: Sequence[RunConfig], max_pack: int) -> list[list[RunConfig]]:
 
 
 def run_pack(configs: Sequence[dict], folder: str, keep: Sequence[str], device: str = "cpu",
-             threads: int | None = None, compile_backend: str | None = None) -> list[dict]:
+             threads: int | None = None, compile_backend: str | None = None,
+             composed: Mapping[str, Any] | None = None) -> list[dict]:
     """Execute runs (config dicts) as one pack; outcomes as run_one's. If the pack cannot be
-    built or fails, each run is retried alone (so a packing problem never loses a run)."""
+    built or fails, each run is retried alone (so a packing problem never loses a run).
+    `composed`: their data sets composed ahead (modes.RunData by canonical hash)."""
     from .runner import Runner
 
     cs = [RunConfig.from_dict(c) for c in configs]
     try:
         runner = Runner(ResultStore(folder), device=device, threads=threads, keep=frozenset(keep),
                         compile_backend=compile_backend)
-        records = runner.run_pack(cs)
+        records = runner.run_pack(cs, composed)
         return [{"hash": c.hash, "label": c.label(), "status": r["status"], "error": r.get("error")}
                 for c, r in zip(cs, records)]
     except Exception:  # noqa: BLE001 - fall back to one run at a time
