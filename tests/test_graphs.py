@@ -81,6 +81,23 @@ def test_replayed_steps_give_the_weights_of_eager_steps(method, freeze_bn):
 
 
 @cuda
+def test_the_last_batch_and_validation_get_their_own_graphs():
+    from ffr_lib.training.loop import StageTrainer
+
+    data = compose(replace(TINY, mode="none"))
+    trainer = StageTrainer(_model(0, "cuda"), data.stages[-1], data.val, data.groups, batch_size=64)
+    for _ in range(3):
+        for idx in trainer.batches():
+            trainer.step(idx)
+        trainer.close_epoch(trainer.predict_val())
+    full, last = len(data.stages[-1]) // 64, 1
+    assert sorted(s[-1] for s in trainer.graph.captured) == [len(data.stages[-1]) % 64, 64]
+    # full batches: 3 warm-up steps, then replays; the last batch: 1 warm-up epoch, then replays
+    assert trainer.graph.replays == 3 * full - 3 + 2 * last
+    assert trainer.val_graph.replays == 2
+
+
+@cuda
 def test_replayed_packed_steps_give_the_weights_of_eager_packed_steps():
     torch.backends.cudnn.deterministic = True
     data = compose(replace(TINY, mode="none"))
