@@ -50,8 +50,6 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--graphs", choices=("on", "off"), default="on", help="CUDA graphs for each step (graphs.py)")
     p.add_argument("--compile", choices=("off", "on", "both"), default="off",
                    help="packed runs with the training forward through torch.compile (both: each K twice)")
-    p.add_argument("--steps-per-graph", type=int, nargs="+", default=[1],
-                   help="full batches per graph replay (StageTrainer's steps_per_graph); each K once per value")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.device.startswith("cuda"):
@@ -71,22 +69,19 @@ def main(argv: list[str] | None = None) -> dict:
     backends = {"off": [None], "on": ["inductor"], "both": [None, "inductor"]}[args.compile]
     for backend in backends:
         for k in args.sizes:
-            for spg in args.steps_per_graph:
-                reset_peak_memory(args.device)
-                members = [PackMember(train, val, "erm", 1e-3, s) for s in range(k)]
-                synchronize(args.device)
-                results = train_packed([model(s, args.device) for s in range(k)], members, groups,
-                                       epochs=args.epochs, cuda_graphs=graphs, compile_backend=backend,
-                                       steps_per_graph=spg)
-                rate = k * len(train) / results[0].history[-1]["seconds"]
-                rows.append({"runs": k, "compile": backend or "-", "steps_per_graph": spg, "images_per_s": rate,
-                             "ratio": rate / alone, "first_epoch_s": results[0].history[0]["seconds"],
-                             "peak_mib": peak_memory_bytes(args.device) / 2**20})
-                print(rows[-1], flush=True)
+            reset_peak_memory(args.device)
+            members = [PackMember(train, val, "erm", 1e-3, s) for s in range(k)]
+            synchronize(args.device)
+            results = train_packed([model(s, args.device) for s in range(k)], members, groups, epochs=args.epochs,
+                                   cuda_graphs=graphs, compile_backend=backend)
+            rate = k * len(train) / results[0].history[-1]["seconds"]
+            rows.append({"runs": k, "compile": backend or "-", "images_per_s": rate, "ratio": rate / alone,
+                         "first_epoch_s": results[0].history[0]["seconds"],
+                         "peak_mib": peak_memory_bytes(args.device) / 2**20})
+            print(rows[-1], flush=True)
     print()
-    text = table(rows, [("runs", "runs packed"), ("compile", "compile"), ("steps_per_graph", "steps a replay"),
-                        ("images_per_s", "images/s (all runs)"), ("ratio", "x alone"),
-                        ("first_epoch_s", "first epoch s"), ("peak_mib", "peak MiB")])
+    text = table(rows, [("runs", "runs packed"), ("compile", "compile"), ("images_per_s", "images/s (all runs)"),
+                        ("ratio", "x alone"), ("first_epoch_s", "first epoch s"), ("peak_mib", "peak MiB")])
     payload = {"machine": machine_info(args.device), "images": len(train), "epochs": args.epochs, "graphs": graphs,
                "rows": rows,
                "table": text}

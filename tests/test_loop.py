@@ -126,35 +126,3 @@ def test_a_compiled_run_says_so_and_matches_the_eager_run(tmp_path):
     assert compiled["compiled"] == "eager"
     assert [h["loss"] for h in compiled["history"]] == [h["loss"] for h in eager["history"]]
     assert compiled["test"] == eager["test"]
-
-
-def test_stack_full_batches_keeps_order_and_the_last_batch():
-    batches = list(torch.arange(10 * 4 + 3).split(4))  # 10 full batches of 4, a last one of 3
-    units = loop.stack_full_batches(batches, 4, 3)
-    assert [tuple(u.shape) for u in units] == [(3, 4), (3, 4), (3, 4), (1, 4), (3,)]
-    assert torch.equal(torch.cat([u.reshape(-1) for u in units]), torch.arange(43))
-    # a short batch in the middle (a sampler's) flushes the run before it
-    mixed = [torch.arange(4), torch.arange(2), torch.arange(4), torch.arange(4)]
-    assert [tuple(u.shape) for u in loop.stack_full_batches(mixed, 4, 8)] == [(1, 4), (2,), (2, 4)]
-
-
-@pytest.mark.parametrize("method", ["erm", "groupdro"])
-def test_several_steps_a_call_train_the_same_weights(method):
-    """steps_per_graph only changes how steps are launched (one graph replay for S of them on
-    CUDA): the same steps in the same order, so the same weights, losses and best epoch."""
-    data = compose(replace(TINY, mode="none"))
-    out = []
-    for s in (1, 3):
-        torch.manual_seed(0)
-        model = build_model("resnet-small", 2, width=8)
-        result = train_stage(model, data.stages[-1], data.val, data.groups, method=method, epochs=2, batch_size=64,
-                             seed=0, steps_per_graph=s)
-        out.append((model, result))
-    (a, ra), (b, rb) = out
-    assert len(data.stages[-1]) // 64 > 3  # several stacks and a shorter one
-    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
-        assert torch.equal(x, y)
-    assert [h["loss"] for h in ra.history] == [h["loss"] for h in rb.history] and ra.best_epoch == rb.best_epoch
-    with pytest.raises(ValueError, match="steps_per_graph"):
-        loop.StageTrainer(build_model("resnet-small", 2, width=8), data.stages[-1], data.val, data.groups,
-                          steps_per_graph=0)

@@ -36,7 +36,7 @@ import torch
 
 WARMUP_STEPS = 3  # eager steps (on a side stream) before the capture: lazy init, cuDNN autotuning
 LATER_WARMUP_STEPS = 1  # the same for other shapes (no autotuning): lazy init only
-MAX_GRAPHS = 3  # full batches (or S stacked), the shorter stack, the last batch; others eager
+MAX_GRAPHS = 2  # the full batch and the epoch's last batch; other shapes run eagerly
 
 
 @dataclass

@@ -115,28 +115,6 @@ def evaluate(
     return evaluate_predictions(pred, data.y, data.b, groups, weights, set_name=set_name)
 
 
-def stack_full_batches(batches: Sequence[torch.Tensor], batch_size: int, size: int) -> list[torch.Tensor]:
-    """Consecutive full batches (int64 (batch_size,)) stacked `size` at a time into (size,
-    batch_size), a shorter run into (r, batch_size); other batches kept as they are; order kept."""
-    out, run = [], []
-
-    def flush() -> None:
-        if run:
-            out.append(torch.stack(run))
-            run.clear()
-
-    for b in batches:
-        if len(b) != batch_size:
-            flush()
-            out.append(b)
-            continue
-        run.append(b)
-        if len(run) == size:
-            flush()
-    flush()
-    return out
-
-
 class StageTrainer:
     """One stage's training, an epoch and a step at a time: Adam (fused and capturable on CUDA),
     the method's batches and loss, each full batch's step replayed as a CUDA graph, the best
@@ -150,11 +128,8 @@ class StageTrainer:
                  method: str = "erm", lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 1e-5,
                  seed: int = 0, freeze_bn: bool = False, source_groups: bool = False, dro_step: float = 0.01,
                  cuda_graphs: bool = True, stream: torch.cuda.Stream | None = None,
-                 compile_backend: str | None = None, steps_per_graph: int = 1) -> None:
-        if steps_per_graph < 1:
-            raise ValueError(f"steps_per_graph must be >= 1, got {steps_per_graph}")
+                 compile_backend: str | None = None) -> None:
         self.model, self.groups, self.lr, self.method = model, groups, lr, method
-        self.steps_per_graph = steps_per_graph
         # the full batches' forward through torch.compile (fused batch norm, ReLU and residual
         # kernels); every run of one architecture shares the compiled code (dynamo guards on
         # the module's structure, not its identity). Other shapes (the last batch) run eagerly.
@@ -187,13 +162,6 @@ class StageTrainer:
         return torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
 
     def _step(self, idx: torch.Tensor) -> torch.Tensor:
-        """Steps on idx int64 (B,), or on each row of (S, B) in order (one graph for S steps);
-        each step's loss is added to self.total in place. Returns self.total."""
-        for row in (idx if idx.dim() == 2 else (idx,)):
-            self._one_step(row)
-        return self.total
-
-    def _one_step(self, idx: torch.Tensor) -> None:
         # set to None, also inside a CUDA graph: backward then writes each gradient (from the
         # graph's own memory pool when captured) instead of adding it to zeros, one add kernel
         # less per parameter (41 of a small-ResNet step's ~260 kernels), with the same values
@@ -204,30 +172,24 @@ class StageTrainer:
         loss = self.rule.loss(logits, self.train.y[idx], self.gid[idx])
         loss.backward()
         self.optimizer.step()
-        self.total += loss.detach()  # in place: inside the graph when captured
+        return loss.detach()
 
     def batches(self) -> list[torch.Tensor]:
         """Start the next epoch: the model in training mode (BN frozen if asked) and this
-        epoch's index batches (int64 (B,) each, on the device); with steps_per_graph S > 1,
-        consecutive full batches stacked S at a time ((S, B), the rest (r, B)), each one call
-        of `step` and one graph replay, in the same order."""
+        epoch's index batches (int64 (B,) each, on the device)."""
         self.epoch += 1
         self.t0 = time.perf_counter()
         self.model.train(not self.freeze_bn)
         self.steps = 0
         with self.launching():
             self.total.zero_()
-            batches = list(self.rule.batches(self.batch_size, self.generator))
-            if self.steps_per_graph == 1:
-                return batches
-            return stack_full_batches(batches, self.batch_size, self.steps_per_graph)
+            return list(self.rule.batches(self.batch_size, self.generator))
 
     def step(self, idx: torch.Tensor) -> None:
-        """The training steps on `idx`, a batch (B,) or stacked batches (S, B) (launched, not
-        waited for)."""
+        """One training step on batch `idx` (launched, not waited for)."""
         with self.launching():
-            self.graph(idx)
-        self.steps += idx.shape[0] if idx.dim() == 2 else 1
+            self.total += self.graph(idx)
+        self.steps += 1
 
     def _predict_val(self, _: torch.Tensor) -> torch.Tensor:
         return logits_of(self.model, self.val.images).argmax(1)
@@ -280,7 +242,6 @@ def train_stage(
     on_epoch: Callable[[dict], None] | None = None,
     cuda_graphs: bool = True,
     compile_backend: str | None = None,
-    steps_per_graph: int = 1,
 ) -> StageResult:
     """Train `model` (in place) on `train` with a fresh Adam; keep the epoch with the best WA on
     `val` over `groups` (ties: the earlier epoch) and load it into the model at the end.
@@ -291,13 +252,10 @@ def train_stage(
     compile_backend: torch.compile the full batches' forward with this backend ('inductor';
     None: eager). Off by default: it changes the kernels, so results match eager ones only
     up to rounding, and it costs a compilation per architecture and process.
-    steps_per_graph: S consecutive full batches per call and graph replay (the same steps in
-    the same order; one launch for S steps).
     """
     trainer = StageTrainer(model, train, val, groups, method=method, lr=lr, batch_size=batch_size,
                            weight_decay=weight_decay, seed=seed, freeze_bn=freeze_bn, source_groups=source_groups,
-                           dro_step=dro_step, cuda_graphs=cuda_graphs, compile_backend=compile_backend,
-                           steps_per_graph=steps_per_graph)
+                           dro_step=dro_step, cuda_graphs=cuda_graphs, compile_backend=compile_backend)
     for _ in range(epochs):
         for idx in trainer.batches():
             trainer.step(idx)

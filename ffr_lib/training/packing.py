@@ -56,14 +56,12 @@ def train_packed(
     on_epoch: Callable[[int, float], None] | None = None,
     cuda_graphs: bool = True,
     compile_backend: str | None = None,
-    steps_per_graph: int = 1,
 ) -> list[StageResult | Diverged]:
     """Train the K `models` (in place) on their members' sets, all at once; each keeps its best
     epoch by validation WA, as train_stage does. Returns per run its StageResult, or Diverged
     for a run whose loss became non-finite (the others go on). On CUDA each run launches on its
     own stream and, with cuda_graphs, replays each full batch's step as a CUDA graph;
-    compile_backend: as train_stage's (the runs share one compiled forward); steps_per_graph:
-    as train_stage's (each run then launches S steps at a time)."""
+    compile_backend: as train_stage's (the runs share one compiled forward)."""
     k = len(models)
     if k != len(members) or k == 0:
         raise ValueError(f"train_packed: {k} models for {len(members)} members")
@@ -78,8 +76,7 @@ def train_packed(
         trainers.append(StageTrainer(
             model, m.train, m.val, groups, method=m.method, lr=m.lr, batch_size=batch_size,
             weight_decay=weight_decay, seed=m.seed, freeze_bn=freeze_bn, source_groups=source_groups,
-            dro_step=dro_step, cuda_graphs=cuda_graphs, stream=stream, compile_backend=compile_backend,
-            steps_per_graph=steps_per_graph))
+            dro_step=dro_step, cuda_graphs=cuda_graphs, stream=stream, compile_backend=compile_backend))
     failed: list[Diverged | None] = [None] * k
     for epoch in range(1, epochs + 1):
         live = [i for i in range(k) if failed[i] is None]
