@@ -132,7 +132,8 @@ class StageTrainer:
         self.model, self.groups, self.lr, self.method = model, groups, lr, method
         # the full batches' forward through torch.compile (fused batch norm, ReLU and residual
         # kernels); every run of one architecture shares the compiled code (dynamo guards on
-        # the module's structure, not its identity). Other shapes (the last batch) run eagerly.
+        # the module's structure, not its identity). Other shapes (the last batch) run the
+        # uncompiled model (in their own CUDA graph), so they never trigger a recompilation.
         self.forward = model if compile_backend is None else torch.compile(model, backend=compile_backend,
                                                                              dynamic=False)
         self.device = device = next(model.parameters()).device
