@@ -25,12 +25,13 @@ from pathlib import Path
 
 from _common import RESULTS, machine_info, table, write_json
 
+from ffr_lib.results import ResultStore
+
 
 def load_records(source: Path) -> list[dict]:
-    """Run records from a store folder (its runs/*.json) or a .tgz/.tar.gz of record files."""
+    """Run records from a store folder (ResultStore: its runs/*.json) or a .tgz/.tar.gz of record files."""
     if source.is_dir():
-        folder = source / "runs" if (source / "runs").is_dir() else source
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        return ResultStore(source).records()
     if source.name.endswith((".tgz", ".tar.gz")):
         with tarfile.open(source) as tar:
             return [json.load(tar.extractfile(m)) for m in tar.getmembers()
