@@ -8,6 +8,10 @@ images/s = K * N / seconds of the last epoch (validation on 256 images included)
 "alone" is train_stage (the loop a single run uses). The ratio column is against "alone": how
 much faster a grid of many small runs goes when packed K at a time. Picks the sweep's max pack.
 
+--batch-sizes 128 256 512 1152: each K at each batch size (one run's batch). One run at batch
+K x 128 does the work of K packed runs at 128 in kernels K times larger: what multi-run kernels
+(one kernel a layer for K runs) could reach at best with cuDNN's and inductor's kernels.
+
 --compile both: each K again with the runs' training forward through torch.compile (inductor;
 `ffr sweep --compile`), all K runs sharing one compiled graph; `first_epoch_s` shows what the
 compilation costs (once per architecture and process), the rate is the last epoch's as above.
@@ -50,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--graphs", choices=("on", "off"), default="on", help="CUDA graphs for each step (graphs.py)")
     p.add_argument("--compile", choices=("off", "on", "both"), default="off",
                    help="packed runs with the training forward through torch.compile (both: each K twice)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="each run's batch size")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     if args.device.startswith("cuda"):
@@ -65,27 +70,31 @@ def main(argv: list[str] | None = None) -> dict:
     graphs = args.graphs == "on"
     result = train_stage(m, train, val, groups, epochs=args.epochs, batch_size=128, seed=0, cuda_graphs=graphs)
     alone = len(train) / result.history[-1]["seconds"]
-    rows.append({"runs": "alone", "images_per_s": alone, "ratio": 1.0, "peak_mib": peak_memory_bytes(args.device) / 2**20})
+    rows.append({"runs": "alone", "batch": 128, "images_per_s": alone, "ratio": 1.0, "peak_mib": peak_memory_bytes(args.device) / 2**20})
     backends = {"off": [None], "on": ["inductor"], "both": [None, "inductor"]}[args.compile]
     for backend in backends:
-        for k in args.sizes:
-            reset_peak_memory(args.device)
-            members = [PackMember(train, val, "erm", 1e-3, s) for s in range(k)]
-            synchronize(args.device)
-            results = train_packed([model(s, args.device) for s in range(k)], members, groups, epochs=args.epochs,
-                                   cuda_graphs=graphs, compile_backend=backend)
-            rate = k * len(train) / results[0].history[-1]["seconds"]
-            rows.append({"runs": k, "compile": backend or "-", "images_per_s": rate, "ratio": rate / alone,
-                         "first_epoch_s": results[0].history[0]["seconds"],
-                         "peak_mib": peak_memory_bytes(args.device) / 2**20})
-            print(rows[-1], flush=True)
+        for batch in args.batch_sizes:
+            for k in args.sizes:
+                reset_peak_memory(args.device)
+                members = [PackMember(train, val, "erm", 1e-3, s) for s in range(k)]
+                synchronize(args.device)
+                results = train_packed([model(s, args.device) for s in range(k)], members, groups,
+                                       epochs=args.epochs, batch_size=batch, cuda_graphs=graphs,
+                                       compile_backend=backend)
+                rate = k * len(train) / results[0].history[-1]["seconds"]
+                rows.append({"runs": k, "batch": batch, "compile": backend or "-", "images_per_s": rate,
+                             "ratio": rate / alone, "first_epoch_s": results[0].history[0]["seconds"],
+                             "peak_mib": peak_memory_bytes(args.device) / 2**20})
+                print(rows[-1], flush=True)
     print()
-    text = table(rows, [("runs", "runs packed"), ("compile", "compile"), ("images_per_s", "images/s (all runs)"),
+    text = table(rows, [("runs", "runs packed"), ("batch", "batch a run"), ("compile", "compile"), ("images_per_s", "images/s (all runs)"),
                         ("ratio", "x alone"), ("first_epoch_s", "first epoch s"), ("peak_mib", "peak MiB")])
     payload = {"machine": machine_info(args.device), "images": len(train), "epochs": args.epochs, "graphs": graphs,
                "rows": rows,
                "table": text}
     suffix = ("" if graphs else "_no_graphs") + ("" if args.compile == "off" else f"_compile_{args.compile}")
+    if args.batch_sizes != [128]:
+        suffix += "_batch_" + "_".join(map(str, args.batch_sizes))
     write_json(args.out or RESULTS / f"pack_sizes_{args.device.split(':')[0]}{suffix}.json", payload)
     return payload
 
