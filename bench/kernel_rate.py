@@ -71,9 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
             rate = kernels_per_second(streams, elements, args.kernels, args.rounds)
             rows.append({"elements": elements, "streams": streams, "kernels_per_s": rate})
             print(rows[-1], flush=True)
-    text = table(rows, [("elements", "elements a kernel"), ("streams", "streams"), ("kernels_per_s", "kernels/s")])
     print()
-    print(text)
+    text = table(rows, [("elements", "elements a kernel"), ("streams", "streams"), ("kernels_per_s", "kernels/s")])
     payload = {"machine": machine_info("cuda"), "kernels_a_graph": args.kernels, "rounds": args.rounds, "rows": rows,
                "table": text}
     write_json(args.out or RESULTS / "kernel_rate_cuda.json", payload)
