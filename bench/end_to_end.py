@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--ratio", type=float, nargs="+", help="--sweep: only these bias ratios (a slice of the grid)")
     p.add_argument("--dataset", nargs="+", help="--sweep: only these datasets")
     p.add_argument("--compile", action="store_true", help="--sweep: ffr sweep --compile (torch.compile in packs)")
+    p.add_argument("--devices", nargs="+", help="--sweep with packed or gpus: ffr sweep --devices (one worker each; "
+                   "a device named twice gets two workers)")
     p.add_argument("--timeout", type=float, help="--sweep: stop the sweep after this many seconds (records kept)")
     p.add_argument("--results", type=Path, help="--sweep: results root (default outputs/bench/sweep-<profile>-<time>)")
     p.add_argument("--keep", type=Path, help="--notebooks-quick: keep figures, copies and results here "
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         sliced = "".join([f"_r{r:g}" for r in args.ratio or []] + [f"_{d}" for d in args.dataset or []])
         sliced += "_compile" if args.compile else ""
+        sliced += f"_{len(args.devices)}_workers" if args.devices else ""
         name, profiles = f"sweep_{args.sweep}{sliced}_{args.executor}_{device.split(':')[0]}", [args.sweep]
         results = args.results or ROOT / "outputs" / "bench" / f"sweep-{args.sweep}-{time.strftime('%Y%m%d-%H%M%S')}"
         command = [*ffr(), "sweep", "--profile", args.sweep, "--executor", args.executor, "--results", str(results)]
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> dict:
             command += ["--dataset", *args.dataset]
         if args.compile:
             command += ["--compile"]
+        if args.devices:
+            command += ["--devices", *args.devices]
         payload["job"] = run_timed(command, timeout=args.timeout)
         payload["job"]["results"] = str(results / args.sweep)
     rows = [counts(profile) for profile in profiles]

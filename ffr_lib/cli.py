@@ -137,6 +137,9 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster", default=None, help="slurm: submitit cluster (None = auto, 'local' = subprocesses)")
     p.add_argument("--ratio", type=float, nargs="+", help="only these bias ratios (a slice of the grid)")
     p.add_argument("--workers", type=int, default=2, help="processes: worker processes (default 2)")
+    p.add_argument("--devices", nargs="+", metavar="DEVICE",
+                   help="packed and gpus: the devices to spread the grid over, one worker process each "
+                        "('all' = every visible GPU; a device named twice gets two workers)")
     p.add_argument("--compile", default=None, metavar="BACKEND", nargs="?", const="inductor",
                    help="packed/inprocess: torch.compile each training step's forward (default backend inductor; "
                         "changes kernels, so results match eager ones up to rounding; recorded in each record)")
@@ -147,7 +150,7 @@ def sweep(args: argparse.Namespace) -> int:
     from .training.sweep_cli import sweep_command
 
     return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
-                         args.cluster, args.ratio, args.workers, args.compile)
+                         args.cluster, args.ratio, args.workers, args.compile, args.devices)
 
 
 def _figures_arguments(p: argparse.ArgumentParser) -> None:

@@ -63,3 +63,14 @@ def test_sweep_compile_is_refused_by_executors_that_do_not_compile(tmp_path):
     with pytest.raises(SystemExit, match="--compile: executor 'processes'"):
         main(["sweep", "--profile", "smoke", "--executor", "processes", "--compile", "--results", str(tmp_path)])
     assert not (tmp_path / "smoke").exists()
+
+
+def test_sweep_devices_are_refused_by_one_device_executors_and_all_needs_a_gpu(tmp_path, monkeypatch):
+    import torch
+
+    with pytest.raises(SystemExit, match="--devices: executor 'inprocess' runs on one device"):
+        main(["sweep", "--profile", "smoke", "--devices", "cpu", "cpu", "--results", str(tmp_path)])
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(SystemExit, match="--devices all: no visible GPU"):
+        main(["sweep", "--profile", "smoke", "--executor", "packed", "--devices", "all", "--results", str(tmp_path)])
+    assert not (tmp_path / "smoke").exists()

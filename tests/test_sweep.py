@@ -28,6 +28,7 @@ from ffr_lib.training.sweep import (
     phases,
     run_sweep,
     simulate,
+    work_groups,
 )
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64)
@@ -229,6 +230,71 @@ def test_packed_executor_composes_the_next_pack_on_a_thread_with_the_same_record
         a, b = packed.get(c.hash), alone.get(c.hash)
         assert a["pack"] == 2 and a["test"] == b["test"] and a["val"] == b["val"]
         assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_work_groups_are_independent_and_keep_the_packs_of_the_whole_plan(tmp_path):
+    """Groups for several devices: every pending run in exactly one group, each run with its
+    pending dependencies and with every run it may share a pack with, so the groups' packs are
+    the whole plan's packs; largest estimated work first. Stored dependencies link nothing."""
+    configs = grid(replace(TINY, pre_lr=1e-3), mode=("none", "usb", "ffr"), method=("erm", "dfr"),
+                   ratio=(0.95, 0.9), seed=(0, 1)).configs()
+    plan = make_plan(configs, ResultStore(tmp_path))
+    groups = work_groups(plan)
+    where = {c.hash: i for i, g in enumerate(groups) for p in g.phases for c in p}
+    assert sorted(where) == sorted(c.hash for p in plan.phases for c in p)  # each run once
+    assert sum(g.pending for g in groups) == plan.pending
+    for g in groups:
+        for p in g.phases:
+            for c in p:
+                assert all(where[d.hash] == where[c.hash] for d in c.dependencies() if d.hash in where)
+    keys = {}
+    for h, i in where.items():
+        c = next(c for p in plan.phases for c in p if c.hash == h)
+        if c.trains:
+            assert keys.setdefault(pack_key(c), i) == i
+    whole = sorted(tuple(c.hash for c in pack) for p in plan.phases for pack in packs(p, 3))
+    split = sorted(tuple(c.hash for c in pack) for g in groups for p in g.phases for pack in packs(p, 3))
+    assert whole == split
+    # none, usb, ffr stage 1 + stage 2 (their DFR refits with them) for each ratio: 6 groups
+    assert len(groups) == 6
+    costs = [sum(estimated_cost(c) for p in g.phases for c in p) for g in groups]
+    assert costs == sorted(costs, reverse=True)
+    # with FFR's stage 1 stored, its stage-2 runs no longer wait on anything in the plan
+    stage1 = [c for c in plan.phases[0] if c.mode == "ffr"]
+    run_sweep(stage1, str(tmp_path), progress=False, threads=1)
+    rest = make_plan(configs, ResultStore(tmp_path))
+    assert len(stage1) == 4 and rest.pending == plan.pending - 4 and len(work_groups(rest)) == 6
+
+
+def test_unreported_runs_of_a_failed_worker_are_errors():
+    from ffr_lib.training.executors import unreported
+    from ffr_lib.training.sweep import Plan
+
+    a, b = replace(TINY, seed=0), replace(TINY, seed=1)
+    group = Plan([[a, b]], frozenset(), 0)
+    got = unreported(group, [{"hash": a.hash, "status": "ok"}], RuntimeError("CUDA error: out of memory"))
+    assert [o["hash"] for o in got] == [b.hash]
+    assert got[0]["status"] == "error" and "RuntimeError: CUDA error: out of memory" in got[0]["error"]
+
+
+def test_packed_on_two_workers_writes_the_records_of_one_process(tmp_path):
+    """`packed` with two devices (here two one-thread CPU workers) runs the plan's groups in two
+    processes and writes exactly the records of the packed executor in one process."""
+    configs = grid(replace(TINY, pre_lr=1e-3), mode=("none", "ffr"), method=("erm", "dfr"),
+                   lr=(1e-3, 1e-4)).configs()
+    assert len(work_groups(make_plan(configs, ResultStore(tmp_path / "two")))) == 2  # none; ffr stages 1-2
+    one = run_sweep(configs, str(tmp_path / "one"), executor="packed", progress=False, device="cpu", threads=1,
+                    prefetch_workers=0)
+    two = run_sweep(configs, str(tmp_path / "two"), executor="packed", progress=False, devices=["cpu", "cpu"],
+                    threads=1, prefetch_workers=1)
+    assert one["done"] == two["done"] == 1 + 4 + 4 and not one["errors"] and not two["errors"]
+    a, b = ResultStore(tmp_path / "one"), ResultStore(tmp_path / "two")
+    for c in configs:
+        ra, rb = a.get(c.hash), b.get(c.hash)
+        untimed = [[{k: v for k, v in h.items() if k != "seconds"} for h in r.get("history", [])] for r in (ra, rb)]
+        assert untimed[0] == untimed[1] and ra["test"] == rb["test"], c.label()
+        assert ra["val"] == rb["val"] and ra.get("pack") == rb.get("pack") and ra.get("dfr") == rb.get("dfr")
+    assert set(trained_counts(b).values()) == {1}
 
 
 def test_packs_cut_a_cell_into_nearly_equal_packs():

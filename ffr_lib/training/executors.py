@@ -22,7 +22,7 @@ from ..registry import Registry
 from . import data_cache
 from .config import RunConfig
 from .modes import RunData, compose
-from .sweep import Plan, ReadyQueue, packs, run_many, run_one, run_pack
+from .sweep import Plan, ReadyQueue, packs, run_many, run_one, run_pack, work_groups
 
 Executor = Callable[..., list[dict] | None]
 EXECUTORS: Registry[Executor] = Registry("executor")
@@ -93,14 +93,22 @@ MAX_PACK = 9
 @EXECUTORS.register("packed")
 def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda", threads: int | None = None,
            max_pack: int = MAX_PACK, prefetch_workers: int | None = None,
-           compile_backend: str | None = None) -> list[dict]:
+           compile_backend: str | None = None, devices: Sequence[str] | None = None,
+           report: Callable[[dict], None] | None = None) -> list[dict]:
     """In this process, trainings that can share a pack (sweep.pack_key: same cell but seed, lr,
     method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
     once (each run on its own CUDA stream); DFR refits one at a time. For small models on a GPU. Synthetic
     sets are rendered ahead by `prefetch_workers` processes (default: all cores but two) into
     the disk cache (data_cache.py), in the order the packs need them, and each pack's data sets
     are composed on a thread while the pack before it trains. compile_backend: torch.compile
-    the packed runs' training forward ('inductor'; see loop.train_stage)."""
+    the packed runs' training forward ('inductor'; see loop.train_stage). `devices`: two or more
+    (e.g. every GPU of a node) run the plan's independent groups in one worker process each
+    (packed_on_devices); `report` is called with each run's outcome as it finishes."""
+    if devices is not None and len(devices) > 1:
+        return packed_on_devices(plan, folder, progress, devices, threads, max_pack, prefetch_workers,
+                                 compile_backend)
+    if devices:
+        device = devices[0]
     workers = max(0, (os.cpu_count() or 1) - 2) if prefetch_workers is None else prefetch_workers
     if str(device).startswith("cuda"):
         import torch
@@ -131,12 +139,97 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
                                         composed):
                     outcomes.append(outcome)
                     _note(bar, outcome)
+                    if report is not None:
+                        report(outcome)
             for config in phase:
                 if config.hash not in in_pack:
                     bar.set_postfix_str(config.label(), refresh=True)
                     outcome = run_one(config.to_dict(), folder, keep, device, threads, compile_backend)
                     outcomes.append(outcome)
                     _note(bar, outcome)
+                    if report is not None:
+                        report(outcome)
+    return outcomes
+
+
+_GROUP_WORKER: dict = {}  # in each packed_on_devices worker process: its device and report queue
+
+
+def _pin_group_worker(devices: mp.Queue, reports, threads: int | None) -> None:
+    """Worker initializer: take one device for the worker's life, and the queue to report on."""
+    _pin(devices, threads)
+    _GROUP_WORKER.update(device=os.environ["FFR_WORKER_DEVICE"], reports=reports)
+
+
+def _packed_group(phases: list[list[dict]], keep: list[str], folder: str, threads: int | None, max_pack: int,
+                  compile_backend: str | None) -> list[dict]:
+    """Worker: one group of the plan (sweep.work_groups) through `packed` on this worker's
+    device, reporting each outcome; the parent renders the synthetic sets ahead."""
+    group = Plan([[RunConfig.from_dict(c) for c in phase] for phase in phases], frozenset(keep), 0)
+    return packed(group, folder, progress=False, device=_GROUP_WORKER["device"], threads=threads, max_pack=max_pack,
+                  prefetch_workers=0, compile_backend=compile_backend, report=_GROUP_WORKER["reports"].put)
+
+
+def unreported(group: Plan, outcomes: Sequence[dict], error: BaseException) -> list[dict]:
+    """Error outcomes for the runs of a group whose worker failed before reporting them (the
+    records it did write stay in the store, and a resume retries the rest)."""
+    seen = {o["hash"] for o in outcomes}
+    text = f"worker failed: {type(error).__name__}: {error}"
+    return [{"hash": c.hash, "label": c.label(), "status": "error", "error": text}
+            for phase in group.phases for c in phase if c.hash not in seen]
+
+
+def packed_on_devices(plan: Plan, folder: str, progress: bool, devices: Sequence[str], threads: int | None = None,
+                      max_pack: int = MAX_PACK, prefetch_workers: int | None = None,
+                      compile_backend: str | None = None) -> list[dict]:
+    """The packed executor on several devices: one spawned worker process per device (the same
+    device may be named twice, to overlap one worker's start-up, compilation and refits with the
+    other's training), each running independent groups of the plan (sweep.work_groups: the same
+    packs as one process would train), the largest first, the next group to the first free
+    worker. The synthetic sets of all groups are rendered here ahead, in that order, by
+    `prefetch_workers` processes (default: all cores but two and one a device)."""
+    groups = work_groups(plan)
+    default = max(0, (os.cpu_count() or 1) - 2 - len(devices))
+    workers = default if prefetch_workers is None else prefetch_workers
+    ctx = mp.get_context("spawn")
+    outcomes: list[dict] = []
+    with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar, ctx.Manager() as manager:
+        order = [c for g in groups for phase in g.phases for pack in packs(phase, max_pack) for c in pack]
+        order += [c for g in groups for phase in g.phases for c in phase]
+        data_cache.prefetch([c for c in order if c.uses_synthetic], cache, workers)
+        device_queue, reports = ctx.Queue(), manager.Queue()
+        for d in devices:
+            device_queue.put(d)
+        seen: list[dict] = []
+
+        def drain() -> None:
+            while not reports.empty():
+                outcome = reports.get()
+                seen.append(outcome)
+                _note(bar, outcome)
+
+        with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_pin_group_worker,
+                                 initargs=(device_queue, reports, threads)) as pool:
+            running = {pool.submit(_packed_group, [[c.to_dict() for c in p] for p in g.phases], sorted(g.keep),
+                                   folder, threads, max_pack, compile_backend): g for g in groups}
+            bar.set_postfix_str(f"{len(groups)} groups on {len(devices)} workers", refresh=True)
+            pending = set(running)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                drain()
+                for fut in done:
+                    error = fut.exception()
+                    if error is None:
+                        outcomes += fut.result()
+                    else:
+                        group = running[fut]
+                        hashes = {c.hash for p in group.phases for c in p}
+                        written = [o for o in seen if o["hash"] in hashes]
+                        outcomes += written
+                        for o in unreported(group, written, error):
+                            outcomes.append(o)
+                            _note(bar, o)
+        drain()
     return outcomes
 
 

@@ -252,6 +252,38 @@ def packs(phase: Sequence[RunConfig], max_pack: int) -> list[list[RunConfig]]:
     return out
 
 
+def work_groups(plan: Plan) -> list[Plan]:
+    """The plan cut into independent sub-plans for several devices: two pending runs share a group
+    when one depends on the other or when they may share a pack (pack_key), so every group runs on
+    its own and packs(group phase) gives exactly the packs of the whole plan. Largest estimated
+    work first (estimated_cost; longest-processing-time order for a pool of devices). The paper
+    grid is 50 groups, the largest 3.6 % of its work."""
+    runs = {c.hash: c for phase in plan.phases for c in phase}
+    parent = {h: h for h in runs}
+
+    def root(h: str) -> str:
+        while parent[h] != h:
+            parent[h] = parent[parent[h]]
+            h = parent[h]
+        return h
+
+    first_of_key: dict[str, str] = {}
+    for h, c in runs.items():
+        for d in c.dependencies():
+            if d.hash in runs:
+                parent[root(h)] = root(d.hash)
+        if c.trains:
+            k = pack_key(c)
+            parent[root(h)] = root(first_of_key.setdefault(k, h))
+    members: dict[str, set[str]] = {}
+    for h in runs:
+        members.setdefault(root(h), set()).add(h)
+    groups = [Plan([[c for c in phase if c.hash in m] for phase in plan.phases], plan.keep, 0)
+              for m in members.values()]
+    groups = [replace(g, phases=[p for p in g.phases if p]) for g in groups]
+    return sorted(groups, key=lambda g: -sum(estimated_cost(c) for p in g.phases for c in p))
+
+
 def run_pack(configs: Sequence[dict], folder: str, keep: Sequence[str], device: str = "cpu",
              threads: int | None = None, compile_backend: str | None = None,
              composed: Mapping[str, Any] | None = None) -> list[dict]:

@@ -44,6 +44,7 @@ def sweep_command(
     ratios: list[float] | None = None,
     workers: int = 2,
     compile_backend: str | None = None,
+    devices: list[str] | None = None,
 ) -> int:
     prof = get_profile(profile)
     configs = prof.configs(tuple(datasets) if datasets else None)
@@ -54,18 +55,28 @@ def sweep_command(
             raise SystemExit(f"--ratio {missing}: profile {profile!r} has ratios {have}")
         configs = [c for c in configs if c.ratio in ratios]
     folder = Path(results) / profile
+    if devices and executor not in ("packed", "gpus"):
+        raise SystemExit(f"--devices: executor {executor!r} runs on one device; use packed or gpus")
+    if devices == ["all"]:
+        from .executors import visible_devices
+
+        devices = visible_devices()
+        if not devices:
+            raise SystemExit("--devices all: no visible GPU (CUDA_VISIBLE_DEVICES?)")
     options: dict = {}
     if executor in ("inprocess", "packed"):
         import torch
 
         options = {"device": device or ("cuda" if torch.cuda.is_available() else "cpu"), "threads": threads,
                    "compile_backend": compile_backend}
+        if devices:
+            options["devices"] = devices
     elif compile_backend is not None:
         raise SystemExit(f"--compile: executor {executor!r} does not compile; use packed or inprocess")
     elif executor == "processes":
         options = {"device": device or "cpu", "threads": threads or 1, "workers": workers}
     elif executor == "gpus":
-        options = {"threads": threads}
+        options = {"threads": threads, "devices": devices}
     elif executor == "slurm":
         options = {"cluster": cluster, "threads": threads}
     t0 = time.perf_counter()
