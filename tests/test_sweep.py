@@ -297,6 +297,34 @@ def test_packed_on_two_workers_writes_the_records_of_one_process(tmp_path):
     assert set(trained_counts(b).values()) == {1}
 
 
+def test_interrupted_packed_on_devices_stops_its_workers_and_resumes(tmp_path, monkeypatch):
+    """An interrupt in the parent (a notebook's stop button) terminates the device workers at
+    once; the records already written are whole, and a rerun trains only the rest."""
+    import multiprocessing as mp
+
+    from ffr_lib.training import executors
+
+    configs = grid(replace(TINY, pre_lr=1e-3), mode=("none", "ffr"), method=("erm", "dfr"),
+                   lr=(1e-3, 1e-4)).configs()
+
+    def interrupt(bar, outcome):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors, "_note", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(configs, str(tmp_path), executor="packed", progress=False, devices=["cpu", "cpu"], threads=1,
+                  prefetch_workers=0)
+    assert not [p for p in mp.active_children() if p.is_alive()]
+    monkeypatch.undo()
+    store = ResultStore(tmp_path)
+    first = store.hashes()
+    assert 1 <= len(first) < 9 and all(store.get(h)["status"] == "ok" for h in first)
+    again = run_sweep(configs, str(tmp_path), executor="packed", progress=False, devices=["cpu", "cpu"], threads=1,
+                      prefetch_workers=0)
+    assert again["stored_before"] == len(first) and again["done"] == 9 - len(first) and not again["errors"]
+    assert make_plan(configs, ResultStore(tmp_path)).pending == 0
+
+
 def test_packs_cut_a_cell_into_nearly_equal_packs():
     cell = [replace(TINY, seed=s, lr=lr) for s in range(5) for lr in (1e-3, 3e-4, 1e-4, 3e-5)]  # 20 runs
     other = [replace(TINY, ratio=0.9, seed=s) for s in range(3)]

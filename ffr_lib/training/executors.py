@@ -208,8 +208,9 @@ def packed_on_devices(plan: Plan, folder: str, progress: bool, devices: Sequence
                 seen.append(outcome)
                 _note(bar, outcome)
 
-        with ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_pin_group_worker,
-                                 initargs=(device_queue, reports, threads)) as pool:
+        pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_pin_group_worker,
+                                   initargs=(device_queue, reports, threads))
+        try:
             running = {pool.submit(_packed_group, [[c.to_dict() for c in p] for p in g.phases], sorted(g.keep),
                                    folder, threads, max_pack, compile_backend): g for g in groups}
             bar.set_postfix_str(f"{len(groups)} groups on {len(devices)} workers", refresh=True)
@@ -229,8 +230,25 @@ def packed_on_devices(plan: Plan, folder: str, progress: bool, devices: Sequence
                         for o in unreported(group, written, error):
                             outcomes.append(o)
                             _note(bar, o)
+        except BaseException:
+            # interrupted (a notebook's stop button reaches only this process): stop the workers
+            # now rather than after their groups; every record written so far is whole, and a
+            # rerun resumes the rest
+            _stop_workers(pool)
+            raise
+        pool.shutdown()
         drain()
     return outcomes
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued work of `pool` and terminate its worker processes."""
+    processes = list(getattr(pool, "_processes", {}).values())  # the executor has no public handle
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.join(timeout=10)
 
 
 def _pin(devices: mp.Queue, threads: int | None) -> None:
