@@ -11,3 +11,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def bench_script(monkeypatch):
+    """bench_script(name): a bench/ script imported as a module (bench/ on sys.path, as when run
+    as `python bench/<name>.py`); the bench modules are forgotten after the test."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    before = set(sys.modules)
+    yield importlib.import_module
+    for name in set(sys.modules) - before:
+        if getattr(sys.modules[name], "__file__", "") and "/bench/" in sys.modules[name].__file__:
+            sys.modules.pop(name, None)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 import tarfile
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
 
 @pytest.fixture
-def breakdown(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    yield importlib.import_module("grid_breakdown")
-    sys.modules.pop("grid_breakdown", None)
-    sys.modules.pop("_common", None)
+def breakdown(bench_script):
+    return bench_script("grid_breakdown")
 
 
 def _record(run: int, train_s: float, epochs: list[float], n: int, mode: str = "ffr", ratio: float = 0.99) -> dict:

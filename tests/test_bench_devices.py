@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -14,15 +11,10 @@ from ffr_lib.training.config import RunConfig
 from ffr_lib.training.profiles import TINY_WORLD
 from ffr_lib.training.sweep import grid, make_plan, work_groups
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
 
 @pytest.fixture
-def projection(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    yield importlib.import_module("devices_projection")
-    for name in ("devices_projection", "grid_breakdown", "_common"):
-        sys.modules.pop(name, None)
+def projection(bench_script):
+    return bench_script("devices_projection")
 
 
 def test_makespan_gives_each_job_to_the_first_free_worker(projection):

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
 @pytest.fixture
-def epoch_cap(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    yield importlib.import_module("epoch_cap")
-    for name in ("epoch_cap", "grid_breakdown", "_common"):
-        sys.modules.pop(name, None)
+def epoch_cap(bench_script):
+    return bench_script("epoch_cap")
 
 
 def _record(h: str, val_wa: list[float], n: int, prefix: str | None = None) -> dict:
