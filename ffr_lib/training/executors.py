@@ -84,6 +84,17 @@ def _compose_pack(pack: Sequence[RunConfig], ready: dict[str, Future]) -> dict[s
     return out
 
 
+def _prefetch_order(plans: Sequence[Plan], max_pack: int) -> list[RunConfig]:
+    """The runs whose synthetic sets to render ahead, in the order the plans will need them:
+    packed runs first, in pack order, then the others; only runs with synthetic sets (a worker
+    composing a None run would render the real world for nothing, and the first pack would wait
+    for it)."""
+    order = [c for plan in plans for phase in plan.phases for pack in packs(phase, max_pack) if len(pack) > 1
+             for c in pack]
+    order += [c for plan in plans for phase in plan.phases for c in phase]
+    return [c for c in order if c.uses_synthetic]
+
+
 # runs a pack at most: on an H100, 8 small-ResNet runs side by side train 304,000 images/s and
 # 32 train 266,000 (bench/pack_sizes.py; more runs contend for the GPU), so a cell's 18 or 27
 # runs go as packs of 9
@@ -115,15 +126,19 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
 
         torch.backends.cudnn.benchmark = True  # fixed shapes per pack: pick the fastest convolutions
     outcomes = []
+
+    def finished(outcome: dict) -> None:
+        outcomes.append(outcome)
+        _note(bar, outcome)
+        if report is not None:
+            report(outcome)
+
     keep = sorted(plan.keep)
     order = [[p for p in packs(phase, max_pack) if len(p) > 1] for phase in plan.phases]
     flat = [pack for phase_packs in order for pack in phase_packs]
     with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar, \
             ThreadPoolExecutor(1, thread_name_prefix="ffr-compose") as composer:
-        # packed runs first, in pack order; only runs with synthetic sets: a worker composing a
-        # None run would render the real world for nothing, and the first pack would wait for it
-        queue = [c for pack in flat for c in pack] + [c for p in plan.phases for c in p]
-        ready = data_cache.prefetch([c for c in queue if c.uses_synthetic], cache, workers)
+        ready = data_cache.prefetch(_prefetch_order([plan], max_pack), cache, workers)
         # the next pack's data sets are composed on a thread while a pack trains
         ahead = {0: composer.submit(_compose_pack, flat[0], ready)} if flat else {}
         j = 0
@@ -137,18 +152,11 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
                 j += 1
                 for outcome in run_pack([c.to_dict() for c in pack], folder, keep, device, threads, compile_backend,
                                         composed):
-                    outcomes.append(outcome)
-                    _note(bar, outcome)
-                    if report is not None:
-                        report(outcome)
+                    finished(outcome)
             for config in phase:
                 if config.hash not in in_pack:
                     bar.set_postfix_str(config.label(), refresh=True)
-                    outcome = run_one(config.to_dict(), folder, keep, device, threads, compile_backend)
-                    outcomes.append(outcome)
-                    _note(bar, outcome)
-                    if report is not None:
-                        report(outcome)
+                    finished(run_one(config.to_dict(), folder, keep, device, threads, compile_backend))
     return outcomes
 
 
@@ -194,9 +202,7 @@ def packed_on_devices(plan: Plan, folder: str, progress: bool, devices: Sequence
     ctx = mp.get_context("spawn")
     outcomes: list[dict] = []
     with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar, ctx.Manager() as manager:
-        order = [c for g in groups for phase in g.phases for pack in packs(phase, max_pack) for c in pack]
-        order += [c for g in groups for phase in g.phases for c in phase]
-        data_cache.prefetch([c for c in order if c.uses_synthetic], cache, workers)
+        data_cache.prefetch(_prefetch_order(groups, max_pack), cache, workers)
         device_queue, reports = ctx.Queue(), manager.Queue()
         for d in devices:
             device_queue.put(d)

@@ -278,9 +278,8 @@ def work_groups(plan: Plan) -> list[Plan]:
     members: dict[str, set[str]] = {}
     for h in runs:
         members.setdefault(root(h), set()).add(h)
-    groups = [Plan([[c for c in phase if c.hash in m] for phase in plan.phases], plan.keep, 0)
+    groups = [Plan([p for p in ([c for c in phase if c.hash in m] for phase in plan.phases) if p], plan.keep, 0)
               for m in members.values()]
-    groups = [replace(g, phases=[p for p in g.phases if p]) for g in groups]
     return sorted(groups, key=lambda g: -sum(estimated_cost(c) for p in g.phases for c in p))
 
 
