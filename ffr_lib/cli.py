@@ -143,14 +143,23 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", default=None, metavar="BACKEND", nargs="?", const="inductor",
                    help="packed/inprocess: torch.compile each training step's forward (default backend inductor; "
                         "changes kernels, so results match eager ones up to rounding; recorded in each record)")
+    p.add_argument("--allow-mixed-numerics", action="store_true",
+                   help="add runs to a store that holds runs computed in other numerics (precision, "
+                        "torch.compile, CPU threads); refused by default, naming both")
 
 
 @command("sweep", "run (or resume) a profile's grid of trainings into the results store", _sweep_arguments)
 def sweep(args: argparse.Namespace) -> int:
+    from .numerics import MixedNumerics
     from .training.sweep_cli import sweep_command
 
-    return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
-                         args.cluster, args.ratio, args.workers, args.compile, args.devices)
+    try:
+        return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
+                             args.cluster, args.ratio, args.workers, args.compile, args.devices,
+                             args.allow_mixed_numerics)
+    except MixedNumerics as exc:
+        print(f"ffr sweep: {exc}", file=sys.stderr)
+        return 2
 
 
 def _figures_arguments(p: argparse.ArgumentParser) -> None:

@@ -50,8 +50,14 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
+# generated outputs: changes there do not make the code that writes them "dirty" (a figure
+# regenerated beside another would otherwise name a dirty tree because of its neighbour)
+OUTPUT_PATHS = ("figures", "README.md")
+
+
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The checkout's commit (with '+dirty' when the tree has changes), or 'unknown'.
+    """The checkout's commit (with '+dirty' when tracked files outside OUTPUT_PATHS have
+    changes), or 'unknown'.
 
     $FFR_COMMIT overrides it: a copy of the tree without .git (a remote GPU job) says which
     commit it was made from.
@@ -62,8 +68,12 @@ def git_commit(cwd: str | Path | None = None) -> str:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True,
+                             check=True).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+             *(f":(exclude){p}" for p in OUTPUT_PATHS)],
+            cwd=top, capture_output=True, text=True,
         ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -82,9 +92,36 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+def _sidecar_text(meta: dict, commit: str) -> str:
+    return json.dumps({"commit": commit, **meta}, indent=2, sort_keys=True, default=_jsonable) + "\n"
+
+
+def write_outputs(files: dict[Path, bytes], meta: dict) -> list[Path]:
+    """Write an artifact's `files` and its sidecar (beside the first file) atomically, unless
+    nothing but the commit would change: then every file is left as it is, so regenerating an
+    unchanged figure leaves `git status` clean and its sidecar names the commit that made it.
+    A sidecar naming a dirty tree is replaced once a clean tree regenerates the same content."""
+    paths = list(files)
+    sidecar = paths[0].with_suffix(".json")
+    commit = git_commit()
+    same = all(p.is_file() and p.read_bytes() == data for p, data in files.items())
+    if same and sidecar.is_file():
+        try:
+            old = json.loads(sidecar.read_text())
+        except ValueError:
+            old = {}
+        old_commit = str(old.pop("commit", ""))
+        if _sidecar_text(meta, "") == _sidecar_text(old, "") and not (
+                old_commit.endswith("+dirty") and not commit.endswith("+dirty")):
+            return paths
+    for p, data in files.items():
+        atomic_write_bytes(p, data)
+    atomic_write_text(sidecar, _sidecar_text(meta, commit))
+    return paths
+
+
 def write_sidecar(path: Path, meta: dict) -> Path:
-    meta = {"commit": git_commit(), **meta}
-    return atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    return atomic_write_text(path.with_suffix(".json"), _sidecar_text(meta, git_commit()))
 
 
 def output_folder(folder: str | Path) -> Path:
@@ -96,8 +133,7 @@ def output_folder(folder: str | Path) -> Path:
 def save_table(df: pd.DataFrame, name: str, meta: dict, folder: str | Path = FIGURES) -> Path:
     """Write `df` as `<folder>/<name>.csv` (byte-stable: fixed float format) plus its sidecar."""
     path = output_folder(folder) / f"{name}.csv"
-    atomic_write_text(path, df.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
-    write_sidecar(path, meta)
+    write_outputs({path: df.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()}, meta)
     return path
 
 
@@ -107,12 +143,11 @@ def save_figure(fig: Any, name: str, meta: dict, folder: str | Path = FIGURES, f
     figure gives the same bytes."""
     import matplotlib
 
-    paths = []
+    files = {}
     for fmt in formats:
         buf = io.BytesIO()
         kwargs = {"dpi": 150} if fmt == "png" else {"metadata": {"Date": None}}
         with matplotlib.rc_context({"svg.hashsalt": name}):
             fig.savefig(buf, format=fmt, bbox_inches="tight", **kwargs)
-        paths.append(atomic_write_bytes(output_folder(folder) / f"{name}.{fmt}", buf.getvalue()))
-    write_sidecar(paths[0], meta)
-    return paths
+        files[output_folder(folder) / f"{name}.{fmt}"] = buf.getvalue()
+    return write_outputs(files, meta)

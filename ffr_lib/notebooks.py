@@ -20,6 +20,7 @@ Sources are stored without outputs, except the text outputs of cells marked
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -30,9 +31,11 @@ from typing import Any, TextIO
 
 import yaml
 
+from . import nbstrip
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
-CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+KERNELSPEC = nbstrip.KERNELSPEC
+CHECK_MARK = nbstrip.CHECK_MARK
 _STEM = re.compile(r"^\d\d_\w+$")
 
 
@@ -217,46 +220,26 @@ def run_notebooks(
 
 
 def _is_checked(cell) -> bool:
-    return cell.cell_type == "code" and CHECK_MARK in cell.source
+    return nbstrip.is_checked(cell)
 
 
 def store_references(source: str | Path, executed: str | Path | None = None) -> Path:
-    """Rewrite a source notebook without outputs, keeping (from `executed`, a run with the
-    notebook's own defaults) the text outputs of cells marked `# NBVAL_CHECK_OUTPUT` and their
-    execution counts: nbval compares those and skips cells never run. Sets the kernelspec."""
+    """Rewrite a source notebook in its stored form (ffr_lib.nbstrip), with the reference outputs
+    of cells marked `# NBVAL_CHECK_OUTPUT` taken from `executed` (a run with the notebook's own
+    defaults): nbval compares those and skips cells never run."""
     import nbformat
 
     from .io import atomic_write_text
 
     source = Path(source)
-    nb = nbformat.read(source, as_version=4)
+    nb = json.loads(source.read_text())
     ran = {}
     if executed is not None:
-        ex = nbformat.read(executed, as_version=4)
-        ran = {c.source: c for c in ex.cells if _is_checked(c)}
-    count = 0
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        cell.outputs, cell.execution_count = [], None
-        cell.metadata.pop("execution", None)
-        cell.metadata.pop("papermill", None)
-        if _is_checked(cell) and cell.source in ran:
-            outs = [o for o in ran[cell.source].outputs if o.output_type in ("stream", "execute_result")]
-            for o in outs:
-                if o.output_type == "execute_result":
-                    o.data = {k: v for k, v in o.data.items() if not k.startswith("image/")}
-                    o.metadata = {}
-            count += 1
-            cell.outputs, cell.execution_count = outs, count
-            for o in outs:
-                if o.output_type == "execute_result":
-                    o.execution_count = count
-    nb.metadata.pop("papermill", None)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
-    nb.metadata.setdefault("language_info", {"name": "python"})
-    nbformat.validate(nb)
-    atomic_write_text(source, nbformat.writes(nb) + "\n")
+        ex = json.loads(Path(executed).read_text())
+        ran = {nbstrip.source_of(c): c.get("outputs", []) for c in ex["cells"] if nbstrip.is_checked(c)}
+    nb = nbstrip.stored_form(nb, lambda cell: ran.get(nbstrip.source_of(cell)))
+    nbformat.validate(nbformat.from_dict(nb))
+    atomic_write_text(source, nbstrip.dumps(nb))
     return source
 
 

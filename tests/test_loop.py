@@ -42,6 +42,7 @@ def test_best_epoch_by_validation_wa_and_record_fields(tmp_path):
     for key in ("hash", "config", "test", "val", "seconds", "device", "threads", "precision", "versions", "commit"):
         assert key in rec
     assert rec["precision"] == ("bf16-autocast" if loop.CPU_BF16 else "fp32")
+    assert rec["eval_precision"] == "fp32" and rec["device_name"]
     assert rec["compiled"] is None  # eager unless the runner compiles
     assert set(rec["test"]["groups"]) == {"y0b0", "y0b1", "y1b0", "y1b1"}
     assert {"wa", "ba", "avg"} <= set(rec["test"])
@@ -114,6 +115,35 @@ def test_cpu_bf16_follows_the_cpu_and_can_be_turned_off(monkeypatch):
     assert loop.precision(cpu) == "bf16-autocast" and loop.channels_last(cpu)
     with loop._autocast(cpu):
         assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    # evaluation on a CPU: fp32 NCHW whatever the CPU
+    assert loop.eval_precision(cpu) == "fp32" and not loop.channels_last(cpu, training=False)
+    with loop._autocast(cpu, training=False):
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_cpu_evaluation_is_the_same_with_and_without_bf16_training_kernels(monkeypatch):
+    """Logits and features of a model on a CPU do not depend on whether bf16 training is on, nor
+    on the model's memory format: evaluation is fp32 NCHW (a channels_last model is evaluated
+    through an NCHW copy, and left as it was)."""
+    torch.manual_seed(0)
+    model = build_model("resnet-small", 2, width=8, pretrained=False).eval()
+    images = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
+    monkeypatch.setattr(loop, "CPU_BF16", False)
+    ref, feats = loop.logits_of(model, images), loop.features_of(model, images)
+    monkeypatch.setattr(loop, "CPU_BF16", True)
+    assert torch.equal(loop.logits_of(model, images), ref)
+    model.to(memory_format=torch.channels_last)
+    assert torch.equal(loop.logits_of(model, images), ref) and torch.equal(loop.features_of(model, images), feats)
+    assert not next(model.backbone.parameters()).is_contiguous()  # the model itself untouched
+
+
+def test_a_cpu_stage_trained_in_bf16_ends_nchw(monkeypatch):
+    """StageTrainer trains channels_last where bf16 pays and hands back an NCHW model."""
+    monkeypatch.setattr(loop, "CPU_BF16", True)
+    data = compose(TINY)
+    model = build_model("resnet-small", 2, width=8, pretrained=False)
+    train_stage(model, data.stages[0], data.val, data.groups, epochs=1)
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 def test_a_compiled_run_says_so_and_matches_the_eager_run(tmp_path):

@@ -2,13 +2,20 @@
 best epoch by real-validation WA kept (the authors' early stopping).
 
 The whole set sits on the device as uint8 and a batch is an index tensor (no DataLoader for
-in-memory sets). On CUDA, and on CPUs with native bf16 kernels: bf16 autocast and channels_last.
+in-memory sets). Precision is a decision, recorded in every run record (`numerics`):
+- CUDA: bf16 autocast and channels_last, for training and evaluation alike;
+- CPU training: bf16 autocast and channels_last where oneDNN has native bf16 kernels (2.1x on
+  this project's EPYC), unless FFR_CPU_BF16=0; fp32 NCHW elsewhere;
+- CPU evaluation (validation each epoch, test sets, features for DFR and analysis): always
+  fp32 NCHW, whatever the CPU, so every number computed from a stored model is the same on a
+  CPU with or without bf16 kernels (up to fp32 rounding of the oneDNN kernel chosen).
 A non-finite loss ends the stage with `Diverged`, which the runner records as the run's failure.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -57,47 +64,64 @@ CPU_BF16 = _cpu_bf16()
 
 
 def precision(device: torch.device) -> str:
-    """What a run on `device` computes its convolutions and matmuls in (kept in run records)."""
+    """What a run on `device` trains its convolutions and matmuls in (kept in run records)."""
     return "bf16-autocast" if device.type == "cuda" or CPU_BF16 else "fp32"
 
 
-def _autocast(device: torch.device):
+def eval_precision(device: torch.device) -> str:
+    """What evaluation on `device` computes in: fp32 NCHW on every CPU, bf16 autocast on CUDA."""
+    return "bf16-autocast" if device.type == "cuda" else "fp32"
+
+
+def _autocast(device: torch.device, training: bool = True):
     if device.type == "cuda":  # no weight-cast cache: CUDA graphs (graphs.py) cannot capture it
         return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=CPU_BF16)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=CPU_BF16 and training)
 
 
-def channels_last(device: torch.device) -> bool:
-    """Whether models and batches on `device` use the channels_last memory format."""
-    return device.type == "cuda" or CPU_BF16
+def channels_last(device: torch.device, training: bool = True) -> bool:
+    """Whether models and batches on `device` use the channels_last memory format (CPU: only
+    to train in bf16; CPU evaluation is NCHW)."""
+    return device.type == "cuda" or (CPU_BF16 and training)
 
 
-def _prepare(images: torch.Tensor) -> torch.Tensor:
-    return images.contiguous(memory_format=torch.channels_last) if channels_last(images.device) else images
+def _prepare(images: torch.Tensor, training: bool = True) -> torch.Tensor:
+    return images.contiguous(memory_format=torch.channels_last) if channels_last(images.device, training) else images
+
+
+def _eval_model(model: Classifier, device: torch.device) -> Classifier:
+    """The model to evaluate with: itself, or on a CPU a contiguous (NCHW) copy of a model
+    trained channels_last, so CPU evaluation takes one kernel path whatever the CPU."""
+    if device.type == "cuda" or all(p.is_contiguous() for p in model.parameters()):
+        return model
+    return copy.deepcopy(model).to(memory_format=torch.contiguous_format)
 
 
 @torch.no_grad()
 def logits_of(model: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
-    """uint8 (N, 3, H, W) on the model's device -> float (N, C) logits, in eval mode."""
+    """uint8 (N, 3, H, W) on the model's device -> float (N, C) logits, in eval mode (CPU: fp32
+    NCHW)."""
     was_training = model.training
     model.eval()
+    net = _eval_model(model, images.device)
     out = []
-    with _autocast(images.device), no_autotune():  # shapes vary with set sizes: no cuDNN timing runs
+    with _autocast(images.device, training=False), no_autotune():  # shapes vary: no cuDNN timing runs
         for chunk in images.split(batch):
-            out.append(model(_prepare(chunk)).float())
+            out.append(net(_prepare(chunk, training=False)).float())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, model.head.out_features)
 
 
 @torch.no_grad()
 def features_of(model: Classifier, images: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float (N, D) penultimate features, in eval mode."""
+    """uint8 (N, 3, H, W) -> float (N, D) penultimate features, in eval mode (CPU: fp32 NCHW)."""
     was_training = model.training
     model.eval()
+    net = _eval_model(model, images.device)
     out = []
-    with _autocast(images.device), no_autotune():
+    with _autocast(images.device, training=False), no_autotune():
         for chunk in images.split(batch):
-            out.append(model.features(_prepare(chunk)).float())
+            out.append(net.features(_prepare(chunk, training=False)).float())
     model.train(was_training)
     return torch.cat(out)
 
@@ -137,6 +161,8 @@ class StageTrainer:
         self.forward = model if compile_backend is None else torch.compile(model, backend=compile_backend,
                                                                              dynamic=False)
         self.device = device = next(model.parameters()).device
+        if channels_last(device):  # CPU bf16 training: channels_last while training, NCHW after finish()
+            model.to(memory_format=torch.channels_last)
         self.stream = stream
         with self.launching():
             self.train, self.val = train.to(device), val.to(device)
@@ -222,6 +248,8 @@ class StageTrainer:
         if self.stream is not None:
             torch.cuda.current_stream().wait_stream(self.stream)
         self.model.load_state_dict(self.best_state)
+        if self.device.type == "cpu":
+            self.model.to(memory_format=torch.contiguous_format)
         return StageResult(self.best_epoch, self.best_wa, self.history, self.rule.state(), self.keys)
 
 

@@ -4,7 +4,9 @@ train or refit its own last step, evaluate, and write its record.
 Record keys: hash, config (canonical), label, status ('ok' | 'failed'), error, val, test,
 test_synthetic (metrics records, see ffr_lib.metrics), best_epoch, history, method_state,
 train_counts, dfr (DFR only), trained / reused (hashes of the trainings this call did and of the
-checkpoints it loaded), seconds, device, threads, deterministic, versions, commit, finished_at.
+checkpoints it loaded), seconds, device, device_name (the GPU's or CPU's name), threads,
+precision (training), eval_precision, compiled (ffr_lib.numerics: what distinguishes runs'
+numerics), deterministic, versions, commit, finished_at.
 For DFR, `val` holds the ERM base's validation metrics: the base is chosen by them (the
 authors' "selected ERM model"), and DFR's own fit has seen all of validation (`val_dfr`).
 """
@@ -25,7 +27,7 @@ from ..io import git_commit
 from ..results import ResultStore
 from .config import RunConfig
 from .dfr import fit_dfr
-from .loop import Diverged, StageResult, channels_last, evaluate, features_of, precision, train_stage
+from .loop import Diverged, StageResult, eval_precision, evaluate, features_of, precision, train_stage
 from .models import Classifier, build_model
 from .modes import RunData, compose, data_root, dataset_splits
 from .packing import PackMember, train_packed
@@ -43,6 +45,19 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "sklearn": sklearn.__version__,
     }
+
+
+@lru_cache(maxsize=4)
+def device_name(device: torch.device) -> str:
+    """The processor a run ran on: the GPU's name (e.g. 'NVIDIA H100 80GB HBM3'), else the CPU's."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+        return names[0] if names else platform.processor() or platform.machine()
+    except OSError:
+        return platform.processor() or platform.machine()
 
 
 @lru_cache(maxsize=1)
@@ -70,7 +85,8 @@ def fresh_model(config: RunConfig, n_classes: int, device: torch.device) -> Clas
     torch.manual_seed(config.seed)
     model = build_model(config.model, n_classes, width=config.width, pretrained=config.pretrained)
     model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if channels_last(device) else model
+    # CUDA: channels_last throughout; CPU: NCHW (StageTrainer trains channels_last where bf16 pays)
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
 
 
 class Runner:
@@ -151,7 +167,9 @@ class Runner:
             seconds=time.perf_counter() - t0,
             device=str(self.device),
             threads=torch.get_num_threads(),
+            device_name=device_name(self.device),
             precision=precision(self.device),
+            eval_precision=eval_precision(self.device),
             compiled=self.compile_backend,
             deterministic=torch.are_deterministic_algorithms_enabled(),
             versions=versions(),

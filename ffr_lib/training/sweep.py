@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..numerics import Numerics, check_store, expected
 from ..results import ResultStore
 from .config import RunConfig
 
@@ -312,22 +313,42 @@ def run_many(configs: Sequence[dict], folder: str, keep: Sequence[str], device: 
     return [run_one(c, folder, keep, device, threads) for c in configs]
 
 
+# executor -> (default device, default threads) of the runs it trains
+_EXECUTOR_DEVICE = {"inprocess": ("cpu", None), "packed": ("cuda", None), "processes": ("cpu", 1),
+                    "gpus": ("cuda", None), "slurm": ("cuda", None)}
+
+
+def sweep_numerics(executor: str, options: Mapping[str, Any]) -> Numerics | None:
+    """The numerics the runs of a sweep with `executor` and its `options` get (None: dry run)."""
+    if executor not in _EXECUTOR_DEVICE:
+        return None
+    device, threads = _EXECUTOR_DEVICE[executor]
+    return expected(options.get("device") or device, options.get("threads") or threads,
+                    options.get("compile_backend"))
+
+
 def run_sweep(
     configs: Sequence[RunConfig],
     folder: str,
     executor: str = "inprocess",
     progress: bool = True,
     keep: Sequence[str] = (),
+    allow_mixed_numerics: bool = False,
     **options: Any,
 ) -> dict:
     """Plan the sweep over `configs` against the store in `folder` and run it with `executor`
     (a name in executors.EXECUTORS; `options` go to it); `keep`: hashes whose checkpoints to keep
-    besides those the DAG needs. Returns a summary: counts of runs done, stored, failed and
-    errored, the trainings with and without reuse, and the errors."""
+    besides those the DAG needs. Raises numerics.MixedNumerics before training anything if the
+    store holds runs computed in other numerics (unless `allow_mixed_numerics`). Returns a
+    summary: counts of runs done, stored, failed and errored, the trainings with and without
+    reuse, and the errors."""
     from .executors import EXECUTORS
 
     store = ResultStore(folder)
     plan = make_plan(configs, store, keep)
+    numerics = sweep_numerics(executor, options) if plan.pending else None
+    if numerics is not None:
+        check_store(store.records(), numerics, str(store.folder), allow_mixed_numerics)
     outcomes = EXECUTORS[executor](plan, str(store.folder), progress=progress, **options)
     if outcomes is not None and store.runs.is_dir():
         store.write_index()

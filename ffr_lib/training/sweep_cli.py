@@ -45,6 +45,7 @@ def sweep_command(
     workers: int = 2,
     compile_backend: str | None = None,
     devices: list[str] | None = None,
+    allow_mixed_numerics: bool = False,
 ) -> int:
     prof = get_profile(profile)
     configs = prof.configs(tuple(datasets) if datasets else None)
@@ -80,7 +81,7 @@ def sweep_command(
     elif executor == "slurm":
         options = {"cluster": cluster, "threads": threads}
     t0 = time.perf_counter()
-    summary = run_sweep(configs, str(folder), executor=executor, **options)
+    summary = run_sweep(configs, str(folder), executor=executor, allow_mixed_numerics=allow_mixed_numerics, **options)
     if executor == "dry":
         return 0
     wall = time.perf_counter() - t0
