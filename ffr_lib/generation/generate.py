@@ -394,12 +394,13 @@ class RealSplit:
     bias_names: tuple[str, ...]
     size: int  # image side in px
     ratio: float
+    ratio_note: str | None = None  # what the counts achieve when they miss `ratio` (splits.ratio_note)
 
 
 def real_split(dataset: str, ratio: float, root: str | Path | None = None, size: int | None = None,
                world_seed: int = 0, **options: Any) -> RealSplit:  # fmt: skip
     """Counts of `dataset`'s biased training split at `ratio` (the world: without rendering)."""
-    from ..data.splits import biased_counts
+    from ..data.splits import biased_counts, ratio_note
 
     if dataset.startswith("shapes-"):
         world = WorldConfig(layout=dataset.removeprefix("shapes-"), size=size or 32, seed=world_seed)
@@ -416,7 +417,8 @@ def real_split(dataset: str, ratio: float, root: str | Path | None = None, size:
         names = (splits.train.class_names, splits.train.bias_names)
         majority, size = splits.majority, splits.train.image_size
     counts = biased_counts(pool, ratio, majority=majority, class_names=names[0])
-    return RealSplit(dataset, counts, tuple(names[0]), tuple(names[1]), int(size), float(ratio))
+    note = ratio_note(counts, ratio, majority=majority, class_names=names[0])
+    return RealSplit(dataset, counts, tuple(names[0]), tuple(names[1]), int(size), float(ratio), note)
 
 
 def generate_dataset_set(
@@ -458,6 +460,8 @@ def generate_dataset_set(
     )  # fmt: skip
     table = recipe_counts_table(real.counts, recipe, real.class_names, real.bias_names)
     echo(f"{dataset} at ratio {ratio}, recipe {recipe.name!r}: {spec.total} synthetic images ({generator})")
+    if real.ratio_note is not None:
+        echo(f"warning: {real.ratio_note}")
     echo(table.to_string(index=False))
     if dry_run:
         return None
