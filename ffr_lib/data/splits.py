@@ -159,10 +159,12 @@ def ratio_note(
         return None
     why = {True: "the pool holds no more minority images",
            False: f"minority rounded up to whole images, at least {floor} per group"}  # fmt: skip
-    parts = [
-        f"{value} for class{'es' if len(members) > 1 else ''} {', '.join(members)} ({why[above]})"
-        for (value, above), members in groups.items()
-    ]
+    parts = []
+    for side in (True, False):  # above r, then below r
+        shares = [f"{value} for class{'es' if len(members) > 1 else ''} {', '.join(members)}"
+                  for (value, above), members in groups.items() if above == side]  # fmt: skip
+        if shares:
+            parts.append(f"{', '.join(shares)} ({why[side]})")
     return f"bias ratio {ratio} cannot be met with whole images: the counts give {'; '.join(parts)}"
 
 
