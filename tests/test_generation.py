@@ -318,6 +318,23 @@ def test_ffr_generate_command(tmp_path, capsys):
     assert "9896 synthetic images" in printed and "2474" in printed and not (tmp_path / "dry").exists()
 
 
+def test_ffr_generate_reports_a_ratio_the_counts_cannot_meet(tmp_path, capsys):
+    """The world's pool holds 2500 minority images per 5000 majority: 0.662 is within the 0.005
+    tolerance of its own 2/3, so the pool is taken whole and the split sits at 0.667."""
+    assert main(["generate", "--dataset", "shapes-binary", "--ratio", "0.662", "--out", str(tmp_path / "d"),
+                 "--dry-run"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == (
+        "warning: bias ratio 0.662 cannot be met with whole images: the counts give 0.667 for classes "
+        "'circle', 'square' (the pool holds no more minority images)"
+    )
+    assert printed[4].split() == ["0", "circle", "1", "forest", "2500", "1250", "3750"]  # the pool, unchanged
+    for ratio in ("0.9", "0.95", "0.97", "0.99", "0.999"):
+        assert main(["generate", "--dataset", "shapes-binary", "--ratio", ratio, "--out", str(tmp_path / "d"),
+                     "--dry-run"]) == 0  # fmt: skip
+        assert "warning" not in capsys.readouterr().out
+
+
 # -- the small diffusion model as a source -------------------------------------------------------
 @pytest.mark.slow
 def test_diffusion_checkpoint_generates_a_resumable_set(tmp_path):

@@ -5,11 +5,19 @@ ceil(M * (1 - r) / r) minority samples (computed in exact rational arithmetic, s
 and not 0.9000000000000000222), spread evenly over the class's minority groups, at least
 `min_per_group` each. Which minority samples survive is a seeded permutation that does not
 depend on r, so the 99 % split is a subset of the 95 % split for the same seed.
+
+Whole images cannot meet every r: a pool within `tolerance` of r is taken whole (its share is
+above r); the minority is rounded up and floored (below r). A pool further than `tolerance`
+above r is an error (RatioError). A share that, rounded to as many decimals as r is written
+with (at least 2: a whole percent), is not r is reported (`ratio_note`; `ffr generate` prints
+it, `make_biased` warns with a RatioWarning): 0.662 giving 2/3 is, 0.95 giving 0.9524
+(SpuCo's pool) is not. The counts themselves never depend on the report.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -27,6 +35,10 @@ DEFAULT_TOLERANCE = 0.005  # a pool already within this of r is taken whole (Spu
 
 class RatioError(ValueError):
     """The pool cannot reach the requested bias ratio for some class."""
+
+
+class RatioWarning(UserWarning):
+    """A biased split's integer counts miss the requested ratio at the precision it is written with."""
 
 
 def _exact(ratio: float) -> Fraction:
@@ -121,6 +133,41 @@ def achieved_ratio(kept: np.ndarray, majority: Sequence[int] | None = None) -> n
     return np.array([kept[y, m] / totals[y] if totals[y] else float("nan") for y, m in enumerate(maj)])
 
 
+def ratio_note(
+    kept: np.ndarray,
+    ratio: float,
+    *,
+    majority: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    floor: int = TRAIN_FLOOR,
+) -> str | None:
+    """One line naming the classes whose majority share in the (y, b) count table `kept`, rounded
+    to as many decimals as `ratio` is written with (at least 2), is not `ratio`, and what it is;
+    None when every class meets it."""
+    kept = np.asarray(kept, dtype=np.int64)
+    asked = _exact(ratio)
+    decimals = max(len(str(ratio).partition(".")[2]), 2)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(kept.shape[0])]
+    groups: dict[tuple[str, bool], list[str]] = {}
+    for y, m in enumerate(majority_of(kept, majority)):
+        if kept[y].sum() == 0:
+            continue
+        share = Fraction(int(kept[y, m]), int(kept[y].sum()))
+        if round(share, decimals) != asked:
+            groups.setdefault((f"{float(share):.{max(decimals, 3)}f}", share > asked), []).append(repr(names[y]))
+    if not groups:
+        return None
+    why = {True: "the pool holds no more minority images",
+           False: f"minority rounded up to whole images, at least {floor} per group"}  # fmt: skip
+    parts = []
+    for side in (True, False):  # above r, then below r
+        shares = [f"{value} for class{'es' if len(members) > 1 else ''} {', '.join(members)}"
+                  for (value, above), members in groups.items() if above == side]  # fmt: skip
+        if shares:
+            parts.append(f"{', '.join(shares)} ({why[side]})")
+    return f"bias ratio {ratio} cannot be met with whole images: the counts give {'; '.join(parts)}"
+
+
 def _permutation(seed: int, y: int, b: int, n: int) -> np.ndarray:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB1A5, y, b]))
     return rng.permutation(n)
@@ -138,13 +185,18 @@ def make_biased(
     """The biased subset of `pool` at `ratio` (see module docstring); nested across ratios.
 
     The result's info holds `ratio`, `ratio_achieved` per class name and the seed. Use
-    floor=VAL_FLOOR for validation sets.
+    floor=VAL_FLOOR for validation sets. A training split (floor <= TRAIN_FLOOR) whose counts
+    miss `ratio` warns with a RatioWarning (`ratio_note`); a validation split's larger floor
+    moves its share on purpose, so it does not.
     """
     counts = pool.count_array()
     maj = majority_of(counts, majority)
     kept = biased_counts(
         counts, ratio, floor=floor, majority=maj, class_names=pool.class_names, tolerance=tolerance
     )
+    note = ratio_note(kept, ratio, majority=maj, class_names=pool.class_names, floor=floor)
+    if note is not None and floor <= TRAIN_FLOOR:
+        warnings.warn(note, RatioWarning, stacklevel=2)
     y = pool.y.cpu().numpy()
     b = pool.b.cpu().numpy()
     chosen = []

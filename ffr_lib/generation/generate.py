@@ -43,9 +43,11 @@ from .synthetic_set import (
     UNKNOWN_BIAS,
     SetMismatchError,
     SetSpec,
+    damaged_images,
     image_file,
     open_set,
     write_chunk,
+    write_manifest,
 )
 
 
@@ -282,13 +284,16 @@ def _rendered_rows(spec: SetSpec, source: Source, rows: pd.DataFrame) -> tuple[p
 
 
 def generate_set(
-    folder: str | Path, spec: SetSpec, source: Source, chunk: int = 256, progress: bool = True
-) -> Path:
+    folder: str | Path, spec: SetSpec, source: Source, chunk: int = 256, progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> Path:  # fmt: skip
     """Generate (or resume) the set `spec` into `folder`; returns the folder.
 
     Refuses a folder that holds another set (SetMismatchError). Indices the manifest already
-    lists are kept; the rest are rendered in chunks of `chunk` images, each chunk written
-    (PNGs, then the manifest) before the next starts.
+    lists are kept once their image passes `damaged_images` (sha1, or a decode); missing and
+    damaged ones are dropped from the manifest and regenerated, and `echo` says how many. The
+    rest are rendered in chunks of `chunk` images, each chunk written (PNGs, then the
+    manifest) before the next starts; the manifest ends in index order.
     """
     folder = Path(folder)
     manifest = open_set(folder, spec)
@@ -305,6 +310,12 @@ def generate_set(
                     f"{folder}: manifest row {i} has {col}={manifest[col].to_numpy()[~same][0]!r} but the plan "
                     f"gives {done[col].to_numpy()[~same][0]!r} (was prompts.yaml edited?); use another folder"
                 )
+    damaged = damaged_images(folder, manifest, spec.size)
+    if damaged:  # their rows go first, so that a kill from here on leaves a consistent set
+        manifest = manifest[~manifest["index"].isin(list(damaged))].reset_index(drop=True)
+        write_manifest(folder, manifest)
+        first = "; ".join(list(damaged.values())[:3]) + ("; ..." if len(damaged) > 3 else "")
+        echo(f"{folder}: {len(damaged)} of the images kept failed verification ({first}); regenerating them")
     pending = rows[~rows["index"].isin(manifest["index"].to_numpy(dtype=np.int64))]
     with tqdm(total=len(rows), initial=len(rows) - len(pending), desc=f"generate {folder.name}",
               disable=not progress, unit="img") as bar:  # fmt: skip
@@ -312,6 +323,10 @@ def generate_set(
             part, images = _rendered_rows(spec, source, piece)
             manifest = write_chunk(folder, manifest, part, images)
             bar.update(len(part))
+    if not manifest["index"].is_monotonic_increasing:  # regenerated rows were appended at the end
+        write_manifest(folder, manifest.sort_values("index", kind="stable"))
+    if damaged:
+        echo(f"{folder}: regenerated {len(damaged)} damaged image{'s' if len(damaged) > 1 else ''}")
     return folder
 
 
@@ -379,12 +394,13 @@ class RealSplit:
     bias_names: tuple[str, ...]
     size: int  # image side in px
     ratio: float
+    ratio_note: str | None = None  # what the counts achieve when they miss `ratio` (splits.ratio_note)
 
 
 def real_split(dataset: str, ratio: float, root: str | Path | None = None, size: int | None = None,
                world_seed: int = 0, **options: Any) -> RealSplit:  # fmt: skip
     """Counts of `dataset`'s biased training split at `ratio` (the world: without rendering)."""
-    from ..data.splits import biased_counts
+    from ..data.splits import biased_counts, ratio_note
 
     if dataset.startswith("shapes-"):
         world = WorldConfig(layout=dataset.removeprefix("shapes-"), size=size or 32, seed=world_seed)
@@ -401,7 +417,8 @@ def real_split(dataset: str, ratio: float, root: str | Path | None = None, size:
         names = (splits.train.class_names, splits.train.bias_names)
         majority, size = splits.majority, splits.train.image_size
     counts = biased_counts(pool, ratio, majority=majority, class_names=names[0])
-    return RealSplit(dataset, counts, tuple(names[0]), tuple(names[1]), int(size), float(ratio))
+    note = ratio_note(counts, ratio, majority=majority, class_names=names[0])
+    return RealSplit(dataset, counts, tuple(names[0]), tuple(names[1]), int(size), float(ratio), note)
 
 
 def generate_dataset_set(
@@ -443,8 +460,10 @@ def generate_dataset_set(
     )  # fmt: skip
     table = recipe_counts_table(real.counts, recipe, real.class_names, real.bias_names)
     echo(f"{dataset} at ratio {ratio}, recipe {recipe.name!r}: {spec.total} synthetic images ({generator})")
+    if real.ratio_note is not None:
+        echo(f"warning: {real.ratio_note}")
     echo(table.to_string(index=False))
     if dry_run:
         return None
     chunk = chunk or (256 if generator == "procedural" else 50)
-    return generate_set(out, spec, source, chunk=chunk, progress=progress)
+    return generate_set(out, spec, source, chunk=chunk, progress=progress, echo=echo)
