@@ -24,6 +24,7 @@ MIN_SEEDS = 3  # paired seeds in every cell
 MIN_PAIRS = 6  # paired differences in all: the fewest at which "all of one sign" has sign-test p < 0.025
 N_BOOT = 10_000
 LEVEL = 0.95
+DECIMALS = 9  # effects are rounded to 1e-9 points, so float summation noise never decides a verdict
 THEORY_STORE = "theory (notebook 01)"
 NO_STORE = "(no store)"
 RULE = (
@@ -148,13 +149,13 @@ def decide(pairs: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> Evidence
         return Evidence(INCONCLUSIVE, note="no runs")
     cells = [part for _, part in pairs.groupby("cell", sort=True)]
     diffs = [(p["a"] - p["b"]).to_numpy(dtype=float) for p in cells]
-    means = np.array([d.mean() for d in diffs])
+    means = np.round([d.mean() for d in diffs], DECIMALS)
     fewest, total = min(len(d) for d in diffs), sum(len(d) for d in diffs)
     lo = hi = float("nan")
     if fewest >= 2:  # one seed in a cell: no spread, no interval
-        boot = stratified_bootstrap(diffs, n_boot, seed)
         alpha = (1 - LEVEL) / 2
-        lo, hi = float(np.quantile(boot, alpha)), float(np.quantile(boot, 1 - alpha))
+        boot = stratified_bootstrap(diffs, n_boot, seed)
+        lo, hi = (float(v) for v in np.round(np.quantile(boot, [alpha, 1 - alpha]), DECIMALS))
     if fewest < MIN_SEEDS:
         verdict, note = INCONCLUSIVE, f"{fewest} paired seed(s) in a cell (< {MIN_SEEDS})"
     elif total < MIN_PAIRS:
@@ -166,7 +167,8 @@ def decide(pairs: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> Evidence
     else:
         verdict, note = INCONCLUSIVE, "the interval contains 0"
     p_improve = probability_of_improvement([(p["a"].to_numpy(), p["b"].to_numpy()) for p in cells])
-    return Evidence(verdict, float(means.mean()), lo, hi, p_improve, len(cells), fewest, int((means > 0).sum()), note)
+    effect = float(np.round(means.mean(), DECIMALS))
+    return Evidence(verdict, effect, lo, hi, p_improve, len(cells), fewest, int((means > 0).sum()), note)
 
 
 def combine(verdicts: Iterable[str]) -> str:

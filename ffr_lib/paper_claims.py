@@ -1,8 +1,9 @@
 """The paper's claims (TARGETS.md, "The claims", 1-8), one declarative entry each, for the claims
 engine (ffr_lib.claims): the arms compared, the cells, the direction and where the paper says it,
-with the paper's own number for the comparison where paper_numbers.yaml holds it. Claim 6b is a
-neighbour of claim 6 that the ECCV text states (section 4.2). Claim 8 is Theorem 1, checked on
-count tables (`theorem1_check`, the check of notebook 01)."""
+with the paper's own number for the comparison where paper_numbers.yaml holds it. Claims 6b and
+6c are neighbours of claim 6 that the ECCV text states (section 4.2, figure 4's caption) and
+TARGETS.md does not list. Claim 8 is Theorem 1, checked on count tables (`theorem1_check`, the
+check of notebook 01)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,13 @@ CLAIMS: tuple[Claim, ...] = (
                                   "stated)" if mode == "ASB" else "ECCV section 4.2 (no number for USB)"))
         for mode in ("ASB", "USB") for m, name in SD_FREE.items()
     )),
+    Claim("6c", "FFR lifts GroupDRO, Resampling and DFR more than USB and ASB do (ECCV figure 4 caption: 'our method "
+                "(FFR) in column four is best at improving the performance of non-synthetic-data augmentation "
+                "methods').", tuple(
+        Comparison(f"FFR+{name} > {mode}+{name}", mode_arms(m)["FFR"], mode_arms(m)[mode],
+                   paper=PaperRef("ECCV figure 4 caption (no number)"))
+        for m, name in SD_FREE.items() for mode in ("ASB", "USB")
+    )),
     Claim("7", "Bias-aware prompts beat bias-agnostic prompts.", (
         Comparison("{bias} {class} > {class}", FFR, arm(FFR, recipe="agnostic"),
                    paper=PaperRef("ECCV table 5", "eccv_table5", {"row": "FFR, A photo of {bias} {class}"},
@@ -118,11 +126,11 @@ CLAIMS: tuple[Claim, ...] = (
     ), evidence="theory", unit="worst-cell TV", check=theorem1_check),
 )
 BY_NUMBER = {c.number: c for c in CLAIMS}
-NOTEBOOK_CLAIMS = {"03": ("2", "3", "4", "7"), "04": ("1", "6", "6b")}
+NOTEBOOK_CLAIMS = {"03": ("2", "3", "4", "7"), "04": ("1", "6", "6b", "6c")}
 
 
 def claims_of(notebook: str) -> list[Claim]:
-    """The claims a notebook prints (notebook 03: 2, 3, 4, 7; 04: 1, 6, 6b)."""
+    """The claims a notebook prints (notebook 03: 2, 3, 4, 7; 04: 1, 6, 6b, 6c)."""
     return [BY_NUMBER[n] for n in NOTEBOOK_CLAIMS[notebook]]
 
 
