@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .claims import NO_STORE, NOT_SUPPORTED, SUPPORTED, THEORY_STORE
+from .claims import MIN_PAIRS, MIN_SEEDS, NO_STORE, NOT_SUPPORTED, SUPPORTED, THEORY_STORE
 from .io import atomic_write_text
 from .paper_numbers import paper_table
 
@@ -144,7 +144,7 @@ def render(claims: pd.DataFrame, usb_table: pd.DataFrame | None = None) -> str:
         "store that holds its evidence by one rule, `ffr_lib.claims.RULE`: the effect is the mean paired difference "
         "A - B over cells (dataset, ratio) and seeds, in points; its 95 % interval a bootstrap that resamples seeds "
         f"within each cell; supported above 0, not supported below, inconclusive across 0 or with fewer than "
-        "3 seeds a cell or 6 pairs in all. Our stores are the embedded world; the paper's numbers are on its real "
+        f"{MIN_SEEDS} seeds a cell or {MIN_PAIRS} pairs in all. Our stores are the embedded world; the paper's numbers are on its real "
         "datasets and stand beside ours for orientation, never in a verdict.",
         "",
         *claim_lines(claims),
