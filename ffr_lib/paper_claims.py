@@ -133,10 +133,3 @@ def claims_of(notebook: str) -> list[Claim]:
     """The claims a notebook prints (notebook 03: 2, 3, 4, 7; 04: 1, 6, 6b, 6c)."""
     return [BY_NUMBER[n] for n in NOTEBOOK_CLAIMS[notebook]]
 
-
-def claims_03() -> list[Claim]:
-    return claims_of("03")
-
-
-def claims_04() -> list[Claim]:
-    return claims_of("04")
