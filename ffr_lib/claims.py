@@ -228,16 +228,17 @@ def probe_pairs(probe: pd.DataFrame, comp: Comparison) -> pd.DataFrame:
 
 
 def _rows(claim: Claim, store: str, judged: Mapping[str, Evidence]) -> list[dict]:
+    """COLUMNS rows of one claim on one store from its comparisons' evidence."""
     overall = combine(e.verdict for e in judged.values())
     out = []
     for comp in claim.comparisons:
         ev = judged[comp.label]
+        unit = claim.unit if claim.evidence != "runs" or comp.metric == "test_wa" else f"{comp.metric} points"
         out.append({"claim": claim.number, "text": claim.text, "comparison": comp.label, "store": store,
-                    "cells": ev.cells, "seeds": ev.seeds if claim.evidence != "theory" else None, "effect": ev.effect, "ci_lo": ev.ci_lo, "ci_hi": ev.ci_hi,
-                    "p_improve": ev.p_improve, "cells_direction_holds": ev.holds, "verdict": ev.verdict,
-                    "claim_verdict": overall, "paper_value": comp.paper.value() if comp.paper else float("nan"),
-                    "unit": claim.unit if comp.metric == "test_wa" or claim.evidence != "runs"
-                    else f"{comp.metric.replace('test_', '').upper()} points",
+                    "cells": ev.cells, "seeds": None if claim.evidence == "theory" else ev.seeds,
+                    "effect": ev.effect, "ci_lo": ev.ci_lo, "ci_hi": ev.ci_hi, "p_improve": ev.p_improve,
+                    "cells_direction_holds": ev.holds, "verdict": ev.verdict, "claim_verdict": overall,
+                    "paper_value": comp.paper.value() if comp.paper else float("nan"), "unit": unit,
                     "note": ev.note, "paper_ref": comp.paper.where if comp.paper else ""})
     return out
 
