@@ -1,64 +1,174 @@
-"""The paper's claims (TARGETS.md, "The claims") decided from the numbers, with one rule.
+"""The claims engine: the paper's claims (TARGETS.md, "The claims") decided from the evidence by
+one rule, against every store that holds it.
 
-A claim is one or more comparisons "arm A beats arm B on a metric" (arms: ffr_lib.tables).
-Each comparison is judged on the paired per-seed differences (RULE); the claim is supported
-when every comparison is, not supported when any is reversed, and inconclusive otherwise.
+A claim is one or more comparisons "A beats B": arms of ffr_lib.tables judged on a results store,
+modes of the saliency study's real-vs-synthetic probe table, or a theorem checked on count
+tables (a function that returns the check's outcome). The claims themselves are declared in
+ffr_lib.paper_claims; this module holds the rule (RULE, `decide`) and applies it (`judge` on one
+store, `judge_stores` on all). Effects are in points (a difference of 0.017 in WA is 1.7).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .results import bootstrap_ci
-from .tables import STAGE1, Results, arm, mode_arms, paired
+from .tables import Results, arm_rows, load_results, paired_cells
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
-MIN_SEEDS = 3  # with two seeds the bootstrap interval is just their range: a sign test at p = 1/4
+MIN_SEEDS = 3  # paired seeds in every cell
+MIN_PAIRS = 6  # paired differences in all: the fewest at which "all of one sign" has sign-test p < 0.025
+N_BOOT = 10_000
+LEVEL = 0.95
+DECIMALS = 9  # effects are rounded to 1e-9 points, so float summation noise never decides a verdict
+THEORY_STORE = "theory (notebook 01)"
+NO_STORE = "(no store)"
 RULE = (
-    "Rule: a comparison 'A beats B' is judged on the paired per-seed difference A - B of the metric "
-    "(test WA unless stated), each seed's difference averaged over the datasets and ratios both arms have. "
-    "It is SUPPORTED if the 95 % percentile-bootstrap interval of the mean difference over seeds "
-    "(1,000 resamples, seed 0) lies above 0, NOT SUPPORTED if it lies below 0, and INCONCLUSIVE if it "
-    f"contains 0, or with fewer than {MIN_SEEDS} seeds (one seed has no spread to judge by, and the interval of "
-    "two is merely their range) or no runs. "
-    "A claim made of several comparisons is supported if all are, not supported if any is not, "
-    "else inconclusive."
+    "Rule: a comparison 'A beats B' pairs A's and B's selected runs by cell (dataset, ratio) and seed and takes "
+    "the differences A - B of the metric (test WA unless stated), in points. Its effect is the mean over cells of "
+    "each cell's mean difference. Its 95 % interval is a percentile bootstrap stratified by cell (10,000 "
+    "resamples, seed 0): every resample draws each cell's seeds with replacement within that cell, never across "
+    "cells (rliable's stratified bootstrap), and recomputes the mean over cells. The comparison is SUPPORTED if "
+    "the interval lies above 0, NOT SUPPORTED (reversed) if it lies below 0, and INCONCLUSIVE if it contains 0 "
+    f"or the evidence is too thin: no paired runs, fewer than {MIN_SEEDS} paired seeds in a cell, or fewer than "
+    f"{MIN_PAIRS} paired differences in all. Why: a percentile interval cannot be wider than the data's range, so "
+    "with 3 seeds in one cell its 2.5 % quantile is the smallest seed and 'supported' would mean 'all three "
+    "positive', a sign test at p = 1/8. n differences all of one sign have sign-test p = 2^-n, below the "
+    f"interval's 2.5 % tail only from n = {MIN_PAIRS} (p = 1/64); and with fewer than {MIN_SEEDS} seeds a cell's "
+    "resamples take one or three values, which says nothing of its spread. Beside the verdict: the cells whose "
+    "mean difference has the claimed sign, and the probability of improvement P(A > B) (rliable's: in each cell "
+    "the share of (A seed, B seed) pairs where A is higher, ties counting 1/2, averaged over cells). A claim of "
+    "several comparisons is supported if all are, not supported if any is reversed, else inconclusive; it is "
+    "judged on each store apart. Claim 8 is a theorem: it is checked exhaustively on count tables, not bootstrapped."
 )
+
+Spec = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class PaperRef:
+    """Where the paper states a comparison and, when a paper_numbers.yaml table holds it, its value:
+    the mean WA of the table's rows matching `better` minus that of `worse` (worse None: the
+    matching row states the difference itself), in points."""
+
+    where: str
+    table: str | None = None
+    better: Spec = field(default_factory=dict)
+    worse: Spec | None = None
+
+    def value(self) -> float:
+        if self.table is None:
+            return float("nan")
+        from .paper_numbers import paper_table
+
+        df = paper_table(self.table)
+
+        def mean_wa(spec: Spec) -> float:
+            rows = df[np.logical_and.reduce([df[k] == v for k, v in spec.items()])]
+            if rows.empty:
+                raise KeyError(f"paper table {self.table!r} has no row matching {dict(spec)}")
+            return float(rows["wa"].mean())
+
+        return mean_wa(self.better) - (mean_wa(self.worse) if self.worse is not None else 0.0)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """'better' beats 'worse' on `metric` (arm specs of ffr_lib.tables)."""
+    """'better' beats 'worse' on `metric`: arm specs (ffr_lib.tables) for run evidence, column
+    filters of the probe table (e.g. {"mode": "usb"}) for probe evidence, unused for a theorem."""
 
-    label: str
-    better: Mapping[str, object]
-    worse: Mapping[str, object]
+    label: str  # "A > B"
+    better: Spec = field(default_factory=dict)
+    worse: Spec = field(default_factory=dict)
     metric: str = "test_wa"
-    where: Mapping[str, Sequence] = field(default_factory=dict)  # e.g. {"ratio": (0.99, 0.999)}
+    paper: PaperRef | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One comparison judged on one store (effect and interval in points)."""
+
+    verdict: str
+    effect: float = float("nan")
+    ci_lo: float = float("nan")
+    ci_hi: float = float("nan")
+    p_improve: float = float("nan")
+    cells: int = 0
+    seeds: int = 0  # paired seeds per cell (the fewest, where cells differ)
+    holds: int = 0  # cells whose mean difference has the claimed sign
+    note: str = ""
 
 
 @dataclass(frozen=True)
 class Claim:
-    number: int  # as numbered in TARGETS.md
+    """One claim of TARGETS.md. `where` and `scope` name its cells: `where` keeps rows whose column
+    takes one of the values (e.g. {"ratio": (0.99, 0.999)}), `scope` keeps the (dataset, ratio)
+    cells where that arm ran (an ablation's own cells). `evidence`: runs | probe | theory; a
+    theory claim's `check` returns an Evidence per comparison label."""
+
+    number: str  # as in TARGETS.md ("6b": a neighbour the paper states beside claim 6)
     text: str
     comparisons: tuple[Comparison, ...]
+    where: Mapping[str, Sequence] = field(default_factory=dict)
+    scope: Spec | None = None
+    evidence: str = "runs"
+    unit: str = "WA points"
+    check: Callable[[], Mapping[str, Evidence]] | None = None
 
 
-def decide(diffs: Sequence[float], n_boot: int = 1000, seed: int = 0) -> tuple[str, float, float, float]:
-    """(verdict, mean, ci_lo, ci_hi) of per-seed differences under RULE."""
-    x = np.asarray(diffs, dtype=float)
-    if len(x) == 0:
-        return INCONCLUSIVE, np.nan, np.nan, np.nan
-    mean = float(x.mean())
-    if len(x) < MIN_SEEDS:
-        return INCONCLUSIVE, mean, np.nan, np.nan
-    lo, hi = bootstrap_ci(x, n_boot=n_boot, seed=seed)
-    verdict = SUPPORTED if lo > 0 else NOT_SUPPORTED if hi < 0 else INCONCLUSIVE
-    return verdict, mean, lo, hi
+# -- the rule ----------------------------------------------------------------------------------
+def stratified_bootstrap(cells: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """(n_boot,) resampled effects: each cell's values (its seeds' differences) drawn with
+    replacement within the cell, then the mean over cells of each cell's mean."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_boot)
+    for x in cells:
+        x = np.asarray(x, dtype=float)
+        total += x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    return total / len(cells)
+
+
+def probability_of_improvement(cells: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """rliable's P(A > B): per cell the share of (a_i, b_j) pairs with a_i > b_j, ties 1/2,
+    averaged over cells. `cells`: (a, b) value arrays per cell."""
+    shares = []
+    for a, b in cells:
+        a, b = np.asarray(a, dtype=float)[:, None], np.asarray(b, dtype=float)[None, :]
+        shares.append(float(((a > b) + 0.5 * (a == b)).mean()))
+    return float(np.mean(shares))
+
+
+def decide(pairs: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0) -> Evidence:
+    """The verdict of one comparison from its pairs (columns cell, seed, a, b; one row per
+    paired seed of a cell), under RULE."""
+    if pairs.empty:
+        return Evidence(INCONCLUSIVE, note="no runs")
+    cells = [part for _, part in pairs.groupby("cell", sort=True)]
+    diffs = [(p["a"] - p["b"]).to_numpy(dtype=float) for p in cells]
+    means = np.round([d.mean() for d in diffs], DECIMALS)
+    fewest, total = min(len(d) for d in diffs), sum(len(d) for d in diffs)
+    lo = hi = float("nan")
+    if fewest >= 2:  # one seed in a cell: no spread, no interval
+        alpha = (1 - LEVEL) / 2
+        boot = stratified_bootstrap(diffs, n_boot, seed)
+        lo, hi = (float(v) for v in np.round(np.quantile(boot, [alpha, 1 - alpha]), DECIMALS))
+    if fewest < MIN_SEEDS:
+        verdict, note = INCONCLUSIVE, f"{fewest} paired seed(s) in a cell (< {MIN_SEEDS})"
+    elif total < MIN_PAIRS:
+        verdict, note = INCONCLUSIVE, f"{total} paired differences (< {MIN_PAIRS})"
+    elif lo > 0:
+        verdict, note = SUPPORTED, ""
+    elif hi < 0:
+        verdict, note = NOT_SUPPORTED, "reversed: the interval lies below 0"
+    else:
+        verdict, note = INCONCLUSIVE, "the interval contains 0"
+    p_improve = probability_of_improvement([(p["a"].to_numpy(), p["b"].to_numpy()) for p in cells])
+    effect = float(np.round(means.mean(), DECIMALS))
+    return Evidence(verdict, effect, lo, hi, p_improve, len(cells), fewest, int((means > 0).sum()), note)
 
 
 def combine(verdicts: Iterable[str]) -> str:
@@ -71,78 +181,155 @@ def combine(verdicts: Iterable[str]) -> str:
     return INCONCLUSIVE
 
 
-def judge(results: Results | pd.DataFrame, claims: Sequence[Claim], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per comparison: claim, comparison, metric, seeds, cells, mean difference and its
-    interval, the comparison's verdict and its claim's verdict."""
-    selected = results.selected if isinstance(results, Results) else results
+# -- evidence ----------------------------------------------------------------------------------
+class ArmCache:
+    """One store's selected rows sliced into arms, each spec's membership computed once (an
+    arm's test hashes every selected config, and a claim list repeats arms)."""
+
+    def __init__(self, selected: pd.DataFrame) -> None:
+        self.selected = selected
+        self._rows: dict = {}
+
+    def rows(self, spec: Spec, where: Mapping[str, Sequence] | None = None) -> pd.DataFrame:
+        key = tuple(sorted((k, repr(v)) for k, v in spec.items()))
+        if key not in self._rows:
+            self._rows[key] = arm_rows(self.selected, spec)
+        rows = self._rows[key]
+        for col, values in (where or {}).items():
+            rows = rows[rows[col].isin(list(values))]
+        return rows
+
+
+def run_pairs(arms: ArmCache, claim: Claim, comp: Comparison) -> pd.DataFrame:
+    """A comparison's pairs on one store's selected runs, within the claim's cells, in points;
+    columns cell, seed, a, b, hashes."""
+    columns = ["cell", "seed", "a", "b", "hashes"]
+    if arms.selected.empty:
+        return pd.DataFrame(columns=columns)
+    pairs = paired_cells(arms.rows(comp.better, claim.where), arms.rows(comp.worse, claim.where), comp.metric)
+    if claim.scope is not None:
+        rows = arms.rows(claim.scope, claim.where)
+        cells = set(zip(rows["dataset"], rows["ratio"]))
+        pairs = pairs[np.array([c in cells for c in zip(pairs["dataset"], pairs["ratio"])], dtype=bool)]
+    cell = [f"{d} @ {r:g}" for d, r in zip(pairs["dataset"], pairs["ratio"])]
+    return pd.DataFrame({"cell": cell, "seed": pairs["seed"], "a": 100 * pairs["a"], "b": 100 * pairs["b"],
+                         "hashes": pairs["hashes"]}, columns=columns)
+
+
+def probe_pairs(probe: pd.DataFrame, comp: Comparison) -> pd.DataFrame:
+    """Pairs from a per-seed table (columns seed, `comp.metric`, and those `better`/`worse` filter
+    on, e.g. the saliency study's `mode, seed, probe`): one cell, paired by seed, in points."""
+    sides = []
+    for spec in (comp.better, comp.worse):
+        keep = np.logical_and.reduce([probe[k] == v for k, v in spec.items()]) if spec else np.ones(len(probe), bool)
+        sides.append(probe[keep].groupby("seed")[comp.metric].mean())
+    both = pd.concat(sides, axis=1, join="inner", keys=["a", "b"]).reset_index()
+    return pd.DataFrame({"cell": "study cell", "seed": both["seed"], "a": 100 * both["a"], "b": 100 * both["b"]})
+
+
+def _rows(claim: Claim, store: str, judged: Mapping[str, Evidence]) -> list[dict]:
+    """COLUMNS rows of one claim on one store from its comparisons' evidence."""
+    overall = combine(e.verdict for e in judged.values())
+    out = []
+    for comp in claim.comparisons:
+        ev = judged[comp.label]
+        unit = claim.unit if claim.evidence != "runs" or comp.metric == "test_wa" else f"{comp.metric} points"
+        out.append({"claim": claim.number, "text": claim.text, "comparison": comp.label, "store": store,
+                    "cells": ev.cells, "seeds": None if claim.evidence == "theory" else ev.seeds,
+                    "effect": ev.effect, "ci_lo": ev.ci_lo, "ci_hi": ev.ci_hi, "p_improve": ev.p_improve,
+                    "cells_direction_holds": ev.holds, "verdict": ev.verdict, "claim_verdict": overall,
+                    "paper_value": comp.paper.value() if comp.paper else float("nan"), "unit": unit,
+                    "note": ev.note, "paper_ref": comp.paper.where if comp.paper else ""})
+    return out
+
+
+COLUMNS = ["claim", "text", "comparison", "store", "cells", "seeds", "effect", "ci_lo", "ci_hi", "p_improve",
+           "cells_direction_holds", "verdict", "claim_verdict", "paper_value", "unit", "note", "paper_ref"]
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows as a table of COLUMNS; counts are integers, a theorem's seeds empty."""
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table.astype({"cells": "Int64", "seeds": "Int64", "cells_direction_holds": "Int64"})
+
+
+def judge(results: Results | pd.DataFrame, claims: Sequence[Claim], store: str | None = None,
+          n_boot: int = N_BOOT, seed: int = 0, keep_empty: bool = True, used: set | None = None) -> pd.DataFrame:
+    """The run claims judged on one store's selected runs: one row per comparison (COLUMNS). A
+    claim without paired runs for any comparison is kept as 'no runs', or left out if not
+    `keep_empty`. `used` collects the hashes of the runs read."""
+    arms = ArmCache(results.selected if isinstance(results, Results) else results)
+    store = store or (results.profile if isinstance(results, Results) else "selected runs")
     rows = []
     for claim in claims:
-        part = []
-        for comp in claim.comparisons:
-            diffs = paired(selected, comp.better, comp.worse, comp.metric, comp.where) if len(selected) else \
-                pd.DataFrame({"seed": [], "diff": [], "cells": []})
-            verdict, mean, lo, hi = decide(diffs["diff"].to_numpy(), n_boot=n_boot, seed=seed)
-            part.append({"claim": claim.number, "text": claim.text, "comparison": comp.label, "metric": comp.metric,
-                         "seeds": len(diffs), "cells": int(diffs["cells"].sum()) if len(diffs) else 0,
-                         "mean_diff": mean, "ci_lo": lo, "ci_hi": hi, "verdict": verdict})
-        overall = combine(p["verdict"] for p in part)
-        rows += [{**p, "claim_verdict": overall} for p in part]
-    return pd.DataFrame(rows)
+        if claim.evidence != "runs":
+            continue
+        pairs = {c.label: run_pairs(arms, claim, c) for c in claim.comparisons}
+        if all(p.empty for p in pairs.values()) and not keep_empty:
+            continue
+        rows += _rows(claim, store, {k: decide(p, n_boot, seed) for k, p in pairs.items()})
+        if used is not None:
+            used.update(h for p in pairs.values() for hs in p["hashes"] for h in hs)
+    return _frame(rows)
+
+
+def store_profiles(results_dir: str | Path) -> list[str]:
+    """The sweep profiles with a store (a `runs/` folder) under `results_dir`, sorted."""
+    from .training.profiles import PROFILES
+
+    return sorted(p for p in PROFILES.names() if (Path(results_dir) / p / "runs").is_dir())
+
+
+def judge_stores(claims: Sequence[Claim], results_dir: str | Path = "results",
+                 probes: Mapping[str, str | Path] | None = None, n_boot: int = N_BOOT,
+                 seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Every claim against every store that holds its evidence: run claims on each profile's
+    store under `results_dir`, probe claims on each named probe table (store label -> CSV),
+    theorem claims by their check. Returns the table (COLUMNS; a claim no store holds gets rows
+    with store NO_STORE and 'no runs in any store') and, per run store, its sidecar fields."""
+    tables, meta = [], {}
+    for profile in store_profiles(results_dir):
+        res = load_results(profile, results_dir)
+        used: set = set()
+        tables.append(judge(res, claims, profile, n_boot, seed, keep_empty=False, used=used))
+        rows = res.selected[res.selected["hash"].isin(used)] if len(res.selected) else res.selected
+        meta[profile] = {**res.meta(rows), "missing_records": len(res.missing)}
+    for label, path in (probes or {}).items():
+        if not Path(path).is_file():
+            continue
+        probe = pd.read_csv(path)
+        for claim in (c for c in claims if c.evidence == "probe"):
+            judged = {c.label: decide(probe_pairs(probe, c), n_boot, seed) for c in claim.comparisons}
+            tables.append(_frame(_rows(claim, label, judged)))
+        meta[label] = {"probe_table": str(path)}
+    for claim in (c for c in claims if c.evidence == "theory"):
+        tables.append(_frame(_rows(claim, THEORY_STORE, claim.check())))
+    table = pd.concat(tables, ignore_index=True) if tables else _frame([])
+    order = {c.number: i for i, c in enumerate(claims)}
+    for claim in claims:
+        if claim.number not in set(table["claim"]):
+            none = {c.label: Evidence(INCONCLUSIVE, note="no runs in any store") for c in claim.comparisons}
+            table = pd.concat([table, _frame(_rows(claim, NO_STORE, none))], ignore_index=True)
+    table = table.assign(_c=table["claim"].map(order), _i=range(len(table)))
+    return table.sort_values(["_c", "_i"]).drop(columns=["_c", "_i"]).reset_index(drop=True), meta
 
 
 def report(table: pd.DataFrame) -> str:
-    """The judged claims as text: one line per claim with its verdict, its comparisons below."""
+    """The judged claims as text: per claim and store its verdict, its comparisons below."""
     lines = []
-    for number, part in table.groupby("claim", sort=True):
+    for (number, store), part in table.groupby(["claim", "store"], sort=False):
         first = part.iloc[0]
-        lines.append(f"Claim {number}: {first['text']}\n  -> {first['claim_verdict'].upper()}")
+        lines.append(f"Claim {number} ({store}): {first['text']}\n  -> {first['claim_verdict'].upper()}")
         for r in part.itertuples():
-            if r.seeds == 0:
-                detail = "no runs"
+            if not r.cells:
+                detail = r.note
             else:
-                ci = "no interval (1 seed)" if np.isnan(r.ci_lo) else f"95 % CI [{100 * r.ci_lo:+.1f}, {100 * r.ci_hi:+.1f}]"
-                detail = f"{r.seeds} seed(s), {r.cells} cell(s): mean {100 * r.mean_diff:+.1f} points, {ci}"
-            lines.append(f"     {r.comparison} ({r.metric}): {detail} -> {r.verdict}")
+                parts = [f"{r.cells} cell(s)" + (f" x {r.seeds} seed(s)" if not pd.isna(r.seeds) else ""),
+                         f"{r.effect:+.{1 if r.unit.endswith('points') else 4}f} {r.unit}"]
+                if not pd.isna(r.seeds):
+                    parts.append("no interval" if np.isnan(r.ci_lo) else f"95 % CI [{r.ci_lo:+.1f}, {r.ci_hi:+.1f}]")
+                    parts.append(f"P(A>B) {r.p_improve:.2f}")
+                parts.append(f"direction holds in {r.cells_direction_holds}/{r.cells}")
+                detail = ", ".join(parts) + (f"; {r.note}" if r.note else "")
+            lines.append(f"     {r.comparison}: {detail} -> {r.verdict}")
     return "\n".join(lines)
-
-
-# -- the claims of TARGETS.md that the notebooks test ----------------------------------------
-HIGH_BIAS = {"ratio": (0.99, 0.999)}
-_M = mode_arms("erm")
-
-
-def claims_04() -> list[Claim]:
-    """Notebook 04: claim 1 (FFR beats USB and ASB with ERM at high bias) and claim 6 (FFR as
-    stage 1 lifts GroupDRO, Resampling and DFR)."""
-    one = Claim(1, "With ERM at high bias (99 %, 99.9 %), FFR's WA is above USB's and ASB's.", (
-        Comparison("FFR > USB", _M["FFR"], _M["USB"], where=HIGH_BIAS),
-        Comparison("FFR > ASB", _M["FFR"], _M["ASB"], where=HIGH_BIAS),
-    ))
-    six = Claim(6, "FFR as stage 1 lifts GroupDRO, Resampling and DFR.", tuple(
-        Comparison(f"FFR+{m} > None+{m}", mode_arms(m)["FFR"], mode_arms(m)["None"])
-        for m in ("groupdro", "resampling", "dfr")
-    ))
-    return [one, six]
-
-
-def claims_03() -> list[Claim]:
-    """Notebook 03: claims 2 (stage order), 3 (pretraining set), 4 (corrupted synthetic data)
-    and 7 (bias-aware prompts)."""
-    ffr = _M["FFR"]
-    two = Claim(2, "Stage order: 1 then 2 beats 2 then 1, stage 1 alone and stage 2 alone on WA.", (
-        Comparison("1-2 > 2-1", ffr, arm(ffr, order="2-1")),
-        Comparison("1-2 > stage 1 only", ffr, arm(STAGE1)),
-        Comparison("1-2 > stage 2 only (None)", ffr, _M["None"]),
-    ))
-    three = Claim(3, "Balanced synthetic pretraining beats biased synthetic pretraining, which beats none.", (
-        Comparison("balanced > biased", ffr, arm(ffr, recipe="biased")),
-        Comparison("biased > none", arm(ffr, recipe="biased"), _M["None"]),
-    ))
-    four = Claim(4, "With corrupted synthetic images (severity 5) FFR still beats USB and ASB.", (
-        Comparison("FFR > USB at severity 5", arm(ffr, corruption=5), arm(_M["USB"], corruption=5)),
-        Comparison("FFR > ASB at severity 5", arm(ffr, corruption=5), arm(_M["ASB"], corruption=5)),
-    ))
-    seven = Claim(7, "Bias-aware prompts beat bias-agnostic prompts.", (
-        Comparison("{bias} {class} > {class}", ffr, arm(ffr, recipe="agnostic")),
-    ))
-    return [two, three, four, seven]

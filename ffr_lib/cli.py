@@ -167,7 +167,8 @@ def _figures_arguments(p: argparse.ArgumentParser) -> None:
                    "(quick: results/quick, results/quick-ablations; paper: results/paper, results/paper-ablations)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root")
     p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")
-    p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks: 02, 03, 04")
+    p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks: 02, 03, 04, or claims "
+                   "(figures/claims.csv: every claim on every store)")
 
 
 @command("figures", "rebuild every figure and table of notebooks 02-04 from stored results (never trains)",

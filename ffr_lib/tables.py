@@ -265,6 +265,20 @@ def paired(
     return out
 
 
+def paired_cells(better_rows: pd.DataFrame, worse_rows: pd.DataFrame, metric: str = "test_wa") -> pd.DataFrame:
+    """Two arms' selected rows (arm_rows) paired by (dataset, ratio, seed), not averaged: one row
+    per pair with columns dataset, ratio, seed, a (better's metric), b (worse's) and hashes (the
+    runs behind both)."""
+    keys = ["dataset", "ratio", "seed"]
+    sides = [rows.groupby(keys, sort=True).agg(value=(metric, "mean"), hashes=("hash", tuple)).reset_index()
+             if len(rows) else pd.DataFrame(columns=[*keys, "value", "hashes"]) for rows in (better_rows, worse_rows)]
+    both = sides[0].merge(sides[1], on=keys, suffixes=("_a", "_b"))
+    out = pd.DataFrame({**{k: both[k] for k in keys}, "a": both["value_a"].astype(float),
+                        "b": both["value_b"].astype(float), "hashes": both["hashes_a"] + both["hashes_b"]},
+                       columns=[*keys, "a", "b", "hashes"])
+    return out.sort_values(keys, ignore_index=True)
+
+
 def percent(table: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
     """A printable copy: per metric 'mean [lo, hi]' in percent, 'not run' where n = 0."""
     shown = table.copy()

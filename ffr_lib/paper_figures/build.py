@@ -1,4 +1,5 @@
-"""`ffr figures`: every figure and table of notebooks 02-04, rebuilt from stored results alone.
+"""`ffr figures`: every figure and table of notebooks 02-04, rebuilt from stored results alone,
+and `claims.csv`: every claim of the paper judged on every store (ffr_lib.claims).
 
 Notebooks and this command call the same builders with the same arguments, so the CSVs they
 write are byte for byte the same (fixed float format, seeded bootstrap); sidecars differ only in
@@ -8,13 +9,15 @@ the commit. A notebook profile maps each notebook to the sweep profile whose sto
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from ..claims import RULE, judge_stores
+from ..paper_claims import CLAIMS
 from ..tables import MissingRecords, load_results
 from .ablations import NOTEBOOK_03
-from .common import BUILDERS, Artifact
+from .common import BUILDERS, REPO_FIGURES, Artifact, save
 from .generation import NOTEBOOK_02
 from .mitigation import NOTEBOOK_04
 
@@ -22,6 +25,7 @@ NOTEBOOK_STEMS = {"02": "02_generation", "03": "03_ffr_ablations", "04": "04_mit
 ARTIFACTS = {"02": NOTEBOOK_02, "03": NOTEBOOK_03, "04": NOTEBOOK_04}
 # notebook profile -> notebook -> sweep profile whose store it reads (02 reads none)
 SWEEPS = {"quick": {"03": "quick-ablations", "04": "quick"}, "paper": {"03": "paper-ablations", "04": "paper"}}
+CLAIMS_META = {"made_by": "`ffr figures` (ffr_lib.paper_figures.build.build_claims)", "profile": "every store"}
 # notebook profile -> builder options (the notebooks' parameters of the same name)
 OPTIONS = {"quick": {"table1_ratio": 0.99}, "paper": {"table1_ratio": 0.999}}
 
@@ -29,6 +33,26 @@ OPTIONS = {"quick": {"table1_ratio": 0.99}, "paper": {"table1_ratio": 0.999}}
 def notebook_meta(notebook: str, profile: str) -> dict:
     """The sidecar fields every artifact of a notebook shares (the same from `ffr figures`)."""
     return {"made_by": f"notebooks/{NOTEBOOK_STEMS[notebook]}.ipynb (or `ffr figures`)", "profile": profile}
+
+
+def probe_tables(figures: str | Path = REPO_FIGURES) -> dict[str, Path]:
+    """The saliency study's real-vs-synthetic probe tables (claim 5) that exist: store label -> CSV."""
+    figures = Path(figures)
+    found = {"saliency": figures / "saliency_source_probe.csv",
+             "saliency (paper)": figures / "paper" / "saliency_source_probe.csv"}
+    return {label: path for label, path in found.items() if path.is_file()}
+
+
+@BUILDERS.register("claims")
+def build_claims(results: str | Path, out: str | Path, meta: Mapping, figures: str | Path = REPO_FIGURES) -> Artifact:
+    """`claims.csv`: every claim of ffr_lib.paper_claims judged on every store under `results`
+    (and the probe tables under `figures`); its sidecar names the rule and each store's runs."""
+    table, stores = judge_stores(CLAIMS, results, probe_tables(figures))
+    extra = {"rule": RULE, "claims": "ffr_lib/paper_claims.py",
+             "units": "effect, ci_lo, ci_hi and paper_value in the row's `unit` (WA points: 1.7 = 0.017 WA)",
+             "paper_value": "the paper's own number for the comparison, on its datasets: orientation, never part of "
+                            "a verdict", "stores": stores}
+    return save(Artifact("claims", table), out, {**meta, **extra})
 
 
 def build(name: str, *args, **options) -> list[Artifact]:
@@ -63,7 +87,8 @@ def build_notebook(notebook: str, profile: str = "quick", results: str | Path = 
 
 def build_all(profile: str = "quick", results: str | Path = "results", out: str | Path = "figures",
               only: Sequence[str] | None = None, stream: TextIO | None = None) -> int:
-    """`ffr figures`: build the notebooks' artifacts; returns 1 if a notebook lacked records."""
+    """`ffr figures`: build the notebooks' artifacts and claims.csv (`only`: notebooks and/or
+    "claims"); returns 1 if a notebook lacked records."""
     import matplotlib
 
     stream = sys.stdout if stream is None else stream
@@ -71,10 +96,11 @@ def build_all(profile: str = "quick", results: str | Path = "results", out: str 
     if profile not in SWEEPS:
         raise KeyError(f"unknown notebook profile {profile!r}; known: {', '.join(SWEEPS)}")
     code = 0
-    for nb in only or sorted(ARTIFACTS):
+    notebooks = [nb for nb in (only or sorted(ARTIFACTS)) if nb != "claims"]
+    for nb in notebooks:
         nb = nb.zfill(2)
         if nb not in ARTIFACTS:
-            raise KeyError(f"no artifacts for notebook {nb!r}; known: {', '.join(sorted(ARTIFACTS))}")
+            raise KeyError(f"no artifacts for notebook {nb!r}; known: {', '.join(sorted(ARTIFACTS))}, claims")
         try:
             arts = build_notebook(nb, profile, results, out)
         except MissingRecords as exc:
@@ -85,4 +111,9 @@ def build_all(profile: str = "quick", results: str | Path = "results", out: str 
         tables = [f for f in files if f.endswith(".csv")]
         stream.write(f"{NOTEBOOK_STEMS[nb]}: {len(tables)} tables, {sum(f.endswith('.png') for f in files)} "
                      f"figures (PNG + SVG) in {out}: {', '.join(Path(f).stem for f in tables)}\n")
+    if not only or "claims" in only:
+        table = build("claims", results, out, CLAIMS_META)[0].table
+        stores = ", ".join(dict.fromkeys(table["store"]))
+        stream.write(f"claims: {len(table)} comparisons of {table['claim'].nunique()} claims on {stores} in "
+                     f"{out}: claims (README findings: python -m ffr_lib.findings --write README.md)\n")
     return code
