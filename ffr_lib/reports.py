@@ -6,7 +6,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .data.splits import PAPER_RATIOS, ratio_table
+from .data.splits import PAPER_RATIOS, WORLD_VAL_FLOOR, ratio_table
 from .data.world import WorldConfig, load_shapes
 from .io import save_figure, save_table
 from .plots import sample_grid
@@ -17,9 +17,10 @@ def world_report(config: WorldConfig, out: str | Path = "figures") -> list[Path]
     splits = load_shapes(config, progress=False)
     spec = config.spec
     counts = {name: getattr(splits, name).count_array() for name in ("train", "val", "test")}
-    table = ratio_table(counts, spec.class_names, spec.bias_names, PAPER_RATIOS, majority=splits.majority)
+    table = ratio_table(counts, spec.class_names, spec.bias_names, PAPER_RATIOS, majority=splits.majority,
+                        val_floor=WORLD_VAL_FLOOR)
     name = f"world_{config.layout}"
-    meta = {"world": config, "ratios": PAPER_RATIOS, "made_by": "ffr world"}
+    meta = {"world": config, "ratios": PAPER_RATIOS, "val_floor": WORLD_VAL_FLOOR, "made_by": "ffr world"}
     paths = [save_table(table, f"{name}_subgroups", meta, out)]
     fig = sample_grid([splits.test], per_group=10, titles=[f"shapes-{config.layout}, real test images"])
     paths += save_figure(fig, f"{name}_samples", meta, out)

@@ -120,6 +120,13 @@ def flatten(record: dict) -> dict:
     for k in ("best_epoch", "seconds", "device", "threads"):
         if k in record:
             row[k] = record[k]
+    history = record.get("history") or []
+    if history:
+        best = record.get("best_epoch")
+        if best and 1 <= best <= len(history) and "val_loss" in history[best - 1]:
+            row["val_loss"] = history[best - 1]["val_loss"]  # the selection chain's third key
+        # validation WA 0 at every epoch: the best epoch was chosen by the later keys alone
+        row["degenerate"] = all(h.get("val_wa", 0) == 0 for h in history)
     return row
 
 

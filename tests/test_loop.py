@@ -36,8 +36,9 @@ def test_same_seed_same_metrics_on_cpu(tmp_path):
 
 def test_best_epoch_by_validation_wa_and_record_fields(tmp_path):
     rec = Runner(ResultStore(tmp_path), threads=1).run(replace(TINY, epochs=3))
+    keys = [(h["val_wa"], h["val_ba"], -h["val_loss"]) for h in rec["history"]]
+    assert rec["best_epoch"] == 1 + keys.index(max(keys))  # first best by WA, then BA, then loss
     was = [h["val_wa"] for h in rec["history"]]
-    assert rec["best_epoch"] == 1 + was.index(max(was))  # first epoch with the best WA
     assert rec["val"]["wa"] == pytest.approx(max(was))  # the kept model is that epoch's
     for key in ("hash", "config", "test", "val", "seconds", "device", "threads", "precision", "versions", "commit"):
         assert key in rec
@@ -156,3 +157,46 @@ def test_a_compiled_run_says_so_and_matches_the_eager_run(tmp_path):
     assert compiled["compiled"] == "eager"
     assert [h["loss"] for h in compiled["history"]] == [h["loss"] for h in eager["history"]]
     assert compiled["test"] == eager["test"]
+
+
+def test_epoch_ties_are_broken_by_ba_then_loss_then_the_earlier_epoch():
+    """A degenerate run (validation WA 0 throughout) keeps the epoch with the best BA, not 1."""
+    rows = [{"val_wa": 0.0, "val_ba": 0.50, "val_loss": 0.9}, {"val_wa": 0.0, "val_ba": 0.70, "val_loss": 0.8},
+            {"val_wa": 0.0, "val_ba": 0.70, "val_loss": 0.6}, {"val_wa": 0.0, "val_ba": 0.70, "val_loss": 0.6}]
+    keys = [loop.epoch_key(r) for r in rows]
+    assert 1 + keys.index(max(keys)) == 3  # BA 0.7 ties at epochs 2-4; loss 0.6 at 3 and 4; the earlier
+    assert loop.epoch_key({"val_wa": 0.1, "val_ba": 0.0, "val_loss": 9.0}) > max(keys)  # WA first
+    assert loop.epoch_key({"val_wa": 0.0, "val_ba": 0.7, "val_loss": float("nan")}) < keys[1]  # NaN loss last
+
+
+def test_a_stage_keeps_the_epoch_the_chain_picks(monkeypatch):
+    """StageTrainer.close_epoch keeps the weights of the first best epoch by the chain."""
+    data = compose(TINY)
+    torch.manual_seed(0)
+    model = build_model("resnet-small", 2, width=8, pretrained=False)
+    rows = iter([(0.0, 0.5), (0.0, 0.75), (0.0, 0.75)])  # (WA, BA) per epoch: a degenerate run
+
+    def fake_metrics(pred, y, b, groups, weights=None, *, set_name=""):
+        wa, ba = next(rows)
+        return {"wa": wa, "ba": ba}
+
+    monkeypatch.setattr(loop, "evaluate_predictions", fake_metrics)
+    result = train_stage(model, data.stages[0], data.val, data.groups, epochs=3)
+    losses = [h["val_loss"] for h in result.history]
+    assert result.best_epoch == (2 if losses[1] <= losses[2] else 3)
+    assert all(h["val_loss"] > 0 for h in result.history)
+
+
+def test_validation_loss_is_averaged_within_groups_then_over_groups():
+    data = compose(TINY)
+    model = build_model("resnet-small", 2, width=8, pretrained=False)
+    trainer = loop.StageTrainer(model, data.stages[0], data.val, data.groups)
+    y, b = data.val.y, data.val.b
+    n = len(y)
+    assert trainer._val_loss(torch.zeros(n, 2)) == pytest.approx(float(torch.log(torch.tensor(2.0))))
+    # group (0, 0) right with margin 10, every other sample at logits 0: its loss ~0, the rest log 2
+    logits = torch.zeros(n, 2)
+    first = (y == 0) & (b == 0)
+    logits[first, 0] = 10.0
+    expected = (float(torch.nn.functional.softplus(torch.tensor(-10.0))) + 3 * float(torch.log(torch.tensor(2.0)))) / 4
+    assert len(data.groups) == 4 and trainer._val_loss(logits) == pytest.approx(expected, rel=1e-5)

@@ -29,7 +29,10 @@ from .grouped import GroupedImages
 
 PAPER_RATIOS = (0.90, 0.95, 0.97, 0.99, 0.999)
 TRAIN_FLOOR = 1  # at least one sample per minority subgroup in training sets
-VAL_FLOOR = 10  # validation keeps at least 10 per subgroup so that its WA is not noise
+VAL_FLOOR = 10  # validation keeps at least 10 per subgroup so that its WA is not noise (the authors')
+# the embedded world's validation keeps 50 per subgroup (its pools allow it): WA then moves in steps
+# of 0.02, not 0.1, and seeds agree on the selected setting (the evidence protocol, issue #20)
+WORLD_VAL_FLOOR = 50
 DEFAULT_TOLERANCE = 0.005  # a pool already within this of r is taken whole (SpuCo at 95 %)
 
 
@@ -226,8 +229,10 @@ def ratio_table(
     bias_names: Sequence[str],
     ratios: Sequence[float] = PAPER_RATIOS,
     majority: Sequence[int] | None = None,
+    val_floor: int = VAL_FLOOR,
 ) -> pd.DataFrame:
-    """Subgroup counts of each split and of the biased train/val splits at every ratio.
+    """Subgroup counts of each split and of the biased train/val splits at every ratio
+    (validation keeping `val_floor` per group).
 
     `splits_counts` maps 'train'/'val'/'test' to (y, b) count arrays of the pools. One row per
     (y, b) group that exists; one column per split and per biased split ('train@0.99', ...).
@@ -239,7 +244,7 @@ def ratio_table(
         cols[f"train@{r}"] = biased_counts(pool, r, floor=TRAIN_FLOOR, majority=majority, class_names=class_names)
         if "val" in splits_counts:
             cols[f"val@{r}"] = biased_counts(
-                splits_counts["val"], r, floor=VAL_FLOOR, majority=majority, class_names=class_names
+                splits_counts["val"], r, floor=val_floor, majority=majority, class_names=class_names
             )
     rows = []
     for y in range(pool.shape[0]):

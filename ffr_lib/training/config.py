@@ -49,6 +49,7 @@ class RunConfig:
     scale: float = 1.0  # recipe 'scaled': synthetic total as a multiple of the real set's size
     dro_step: float = 0.01  # GroupDRO step size of the exponentiated-gradient group weights
     corruption: int = 0  # ECCV table 4: severity 0-5 of pixelate+defocus+noise on every synthetic image
+    val_floor: int = 10  # validation keeps >= this many images per (y, b) group (the authors' 10; world profiles 50)
 
     def __post_init__(self) -> None:
         if self.mode not in MODE_NAMES:
@@ -64,6 +65,8 @@ class RunConfig:
                 raise ValueError(f"RunConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.corruption not in range(6):
             raise ValueError(f"RunConfig.corruption must be a severity in 0..5, got {self.corruption!r}")
+        if self.val_floor < 1:
+            raise ValueError(f"RunConfig.val_floor must be >= 1, got {self.val_floor}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"RunConfig.epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         # one order for the loader options, so that equal options hash equally
@@ -197,6 +200,6 @@ class RunConfig:
 
 SMALL_MODELS = ("resnet-small", "vit-small")
 # fields added after stores of records existed -> their default (left out of to_dict and the hash there)
-ADDED_FIELDS = {"corruption": 0}
+ADDED_FIELDS = {"corruption": 0, "val_floor": 10}
 # hyperparameters chosen per cell by model selection (the rest of the config is the cell)
 TUNED = ("lr", "freeze_bn", "pre_lr", "weight_decay")

@@ -1,5 +1,6 @@
 """The training loop of one stage: Adam, no schedule, no augmentation, fixed epochs, and the
-best epoch by real-validation WA kept (the authors' early stopping).
+best epoch by real-validation WA kept (the authors' early stopping), ties broken by validation
+BA, then the group-balanced validation loss, then the earlier epoch (EPOCH_KEYS).
 
 The whole set sits on the device as uint8 and a batch is an index tensor (no DataLoader for
 in-memory sets). Precision is a decision, recorded in every run record (`numerics`):
@@ -30,6 +31,17 @@ from .methods import group_ids, make_method
 from .models import Classifier
 
 EVAL_BATCH = 1024
+# the best epoch of a stage: the highest validation WA; among equal WA the highest validation BA;
+# then the lowest group-balanced validation loss; then the earlier epoch. A run whose validation
+# WA is 0 at every epoch (a minority group never right) thus keeps a trained epoch, not epoch 1.
+EPOCH_KEYS = ("val_wa", "val_ba", "-val_loss")
+
+
+def epoch_key(row: Mapping[str, float]) -> tuple[float, ...]:
+    """The comparable key of one epoch's history row under EPOCH_KEYS (larger is better); NaN
+    losses rank last."""
+    loss = row.get("val_loss", float("nan"))
+    return (row["val_wa"], row["val_ba"], -loss if loss == loss else float("-inf"))
 
 
 class Diverged(RuntimeError):
@@ -40,7 +52,7 @@ class Diverged(RuntimeError):
 class StageResult:
     """The outcome of one stage; the model itself holds the best epoch's weights afterwards."""
 
-    best_epoch: int  # 1-based epoch with the best validation WA
+    best_epoch: int  # 1-based epoch first best by EPOCH_KEYS (validation WA, then BA, then loss)
     best_val_wa: float
     history: list[dict] = field(default_factory=list)  # per epoch: loss, val WA/BA, seconds
     method_state: dict = field(default_factory=dict)  # e.g. GroupDRO's final group weights
@@ -182,6 +194,11 @@ class StageTrainer:
         self.epoch, self.steps, self.t0 = 0, 0, 0.0
         self.total = torch.zeros((), device=device)
         self.best_wa, self.best_epoch, self.best_state = -1.0, 0, None
+        self.best_key: tuple[float, ...] | None = None
+        with self.launching():  # each validation image's (y, b) group, for the group-balanced loss
+            keys = torch.tensor([list(g) for g in groups], device=device)
+            vyb = torch.stack([self.val.y, self.val.b], 1)
+            self.val_group = (vyb[:, None, :] == keys[None]).all(-1).float()  # (N, G) one-hot
         self.history: list[dict] = []
 
     def launching(self) -> contextlib.AbstractContextManager:
@@ -219,26 +236,35 @@ class StageTrainer:
         self.steps += 1
 
     def _predict_val(self, _: torch.Tensor) -> torch.Tensor:
-        return logits_of(self.model, self.val.images).argmax(1)
+        return logits_of(self.model, self.val.images)
 
     def predict_val(self) -> torch.Tensor:
-        """Predicted classes on the validation set, int64 (N,) on the device (launched; on CUDA
-        a graph's static output: read it before the next call)."""
+        """Logits on the validation set, float (N, C) on the device (launched; on CUDA a graph's
+        static output: read it before the next call)."""
         with self.launching():
             return self.val_graph(self._no_idx)
 
-    def close_epoch(self, pred: torch.Tensor) -> dict:
-        """The epoch's row (loss, validation WA/BA, seconds); keeps the best epoch's weights.
-        Raises Diverged if the loss is not finite."""
+    def _val_loss(self, logits: torch.Tensor) -> float:
+        """Cross-entropy on validation, averaged within each (y, b) group, then over groups."""
+        ce = torch.nn.functional.cross_entropy(logits.float(), self.val.y, reduction="none")
+        per_group = (ce[:, None] * self.val_group).sum(0) / self.val_group.sum(0).clamp_min(1)
+        return float(per_group.mean())
+
+    def close_epoch(self, logits: torch.Tensor) -> dict:
+        """The epoch's row (loss, validation WA/BA/loss, seconds); keeps the best epoch's weights
+        by EPOCH_KEYS (ties on all three: the earlier epoch). Raises Diverged if the training
+        loss is not finite."""
         mean_loss = float(self.total) / max(self.steps, 1)  # one sync per epoch
         if not torch.isfinite(torch.tensor(mean_loss)):
             raise Diverged(f"loss is {mean_loss} in epoch {self.epoch} (lr {self.lr:g}, method {self.method})")
-        metrics = evaluate_predictions(pred, self.val.y, self.val.b, self.groups, set_name="validation set")
+        metrics = evaluate_predictions(logits.argmax(1), self.val.y, self.val.b, self.groups, set_name="validation set")
+        val_loss = self._val_loss(logits)
         row = {"epoch": self.epoch, "loss": mean_loss, "val_wa": metrics["wa"], "val_ba": metrics["ba"],
-               "seconds": time.perf_counter() - self.t0}
+               "val_loss": val_loss, "seconds": time.perf_counter() - self.t0}
         self.history.append(row)
-        if metrics["wa"] > self.best_wa:
-            self.best_wa, self.best_epoch = metrics["wa"], self.epoch
+        key = epoch_key(row)
+        if self.best_key is None or key > self.best_key:
+            self.best_key, self.best_wa, self.best_epoch = key, metrics["wa"], self.epoch
             with self.launching():
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return row

@@ -7,7 +7,7 @@
   the whole stage-1 model; `order` gives the ablations of ECCV table 1 and `recipe` the biased
   or class-only pretraining sets of tables 2 and 5 (the authors' sizes, OFFICIAL_CODE.md).
 Real train split = make_biased(pool, ratio, seed); validation = make_biased(val pool, ratio,
-seed, floor=VAL_FLOOR); test = the dataset's test set. Loaded worlds and synthetic sets are
+seed, floor=config.val_floor); test = the dataset's test set. Loaded worlds and synthetic sets are
 cached in-process, so a sweep does not re-render them for every run.
 """
 
@@ -40,7 +40,7 @@ class RunData:
     """Everything one run trains and is evaluated on."""
 
     stages: tuple[GroupedImages, ...]  # the training set of each stage, in order
-    val: GroupedImages  # real, biased at the run's ratio, >= VAL_FLOOR per group
+    val: GroupedImages  # real, biased at the run's ratio, >= config.val_floor per group
     test: GroupedImages  # real test set
     test_synthetic: GroupedImages | None  # synthetic test set with the real test's (y, b) counts
     groups: tuple[tuple[int, int], ...]  # the (y, b) groups the dataset has (evaluation groups)
@@ -63,10 +63,11 @@ def dataset_splits(dataset: str, data: tuple, root: str | None) -> DatasetSplits
 
 
 @lru_cache(maxsize=16)
-def biased_split(dataset: str, data: tuple, root: str | None, split: str, ratio: float, seed: int) -> GroupedImages:
-    """The real train or val split at `ratio` for `seed` (val keeps VAL_FLOOR per group)."""
+def biased_split(dataset: str, data: tuple, root: str | None, split: str, ratio: float, seed: int,
+                 val_floor: int = VAL_FLOOR) -> GroupedImages:
+    """The real train or val split at `ratio` for `seed` (val keeps `val_floor` per group)."""
     splits = dataset_splits(dataset, data, root)
-    floor = VAL_FLOOR if split == "val" else 1
+    floor = val_floor if split == "val" else 1
     return make_biased(getattr(splits, split), ratio, seed, floor=floor, majority=splits.majority)
 
 
@@ -178,7 +179,7 @@ def compose(config: RunConfig, with_synthetic_test: bool = True) -> RunData:
         test_synthetic = synthetic_set(config, splits.test.count_array() * sup, start=SYNTHETIC_TEST_START)
     return RunData(
         stages=tuple(stage_data(config, s) for s in config.stages),
-        val=biased_split(config.dataset, config.data, root, "val", config.ratio, config.seed),
+        val=biased_split(config.dataset, config.data, root, "val", config.ratio, config.seed, config.val_floor),
         test=splits.test,
         test_synthetic=test_synthetic,
         groups=groups,

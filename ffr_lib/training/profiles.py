@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..data.splits import PAPER_RATIOS
+from ..data.splits import PAPER_RATIOS, WORLD_VAL_FLOOR
 from ..registry import Registry
 from .config import RunConfig
 from .sweep import Grid, grid, unique
@@ -112,6 +112,26 @@ def _paper_world() -> tuple[Grid, ...]:
 
 
 _register(Profile("paper", "the embedded world at the paper's scale (a GPU job)", _paper_world()))
+
+
+def _paper_pilot() -> tuple[Grid, ...]:
+    """The pilot behind the `paper` grids' ranges (issue #20; docs/performance.md "Evidence
+    protocol"): the extreme ratios 0.9 and 0.999 of both layouts, 3 seeds, ERM, lr grids wider
+    than any candidate: None/USB/ASB and FFR's stage 1 at 3e-4 .. 1e-2, FFR's stage 2 at 1e-3 ..
+    1e-7 with and without frozen BN (from stage 1 at 1e-3). Chosen so that the selected values
+    show where a grid needs its edges, not tuned to any comparison of modes."""
+    base = RunConfig(epochs=20, width=32, pre_lr=1e-3, val_floor=WORLD_VAL_FLOOR, **SD_LIKE)
+    on = {"dataset": ("shapes-binary", "shapes-animals"), "ratio": (0.9, 0.999), "seed": (0, 1, 2)}
+    wide = (3e-4, 1e-3, 3e-3, 1e-2)
+    return (
+        grid(base, **on, mode=("none", "usb", "asb"), lr=wide),
+        grid(replace(base, mode="ffr", order="1"), **on, lr=wide),
+        grid(replace(base, mode="ffr"), **on, lr=(1e-3, 1e-4, 1e-5, 1e-6, 1e-7), freeze_bn=(False, True)),
+    )
+
+
+_register(Profile("paper-pilot", "the pilot that chose the paper grids' lr ranges (a GPU job, ~300 runs)",
+                  _paper_pilot()))
 
 
 def _paper_real() -> tuple[Grid, ...]:
