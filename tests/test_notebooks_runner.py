@@ -63,7 +63,7 @@ def test_plan_merges_in_order_and_checks_names(folder, tmp_path):
         N.plan("quick", parameters={"xx": 1}, source=folder, out=tmp_path / "o")
     with pytest.raises(N.NotebookError, match=r"paper.yaml: 03_after.ipynb has no parameter 'x'"):
         N.plan("paper", source=folder, out=tmp_path / "o")
-    with pytest.raises(N.NotebookError, match="unknown profile 'fast'.*known: paper, quick"):
+    with pytest.raises(N.NotebookError, match="unknown notebook profile 'fast'.*known: paper, quick"):
         N.plan("fast", source=folder)
     with pytest.raises(N.NotebookError, match="must not overwrite sources"):
         N.plan("quick", source=folder, out=folder)
@@ -121,7 +121,7 @@ def test_stored_notebooks_are_clean(path):
     assert N.check_stored(path) == []
     declared = N.declared_parameters(path)
     assert {"profile", "figures_dir"} <= set(declared), "every notebook declares profile and figures_dir"
-    assert all(p["help"] for p in declared.values()), "every parameter has a trailing comment"
+    assert all(p.help for p in declared.values()), "every parameter has a trailing comment"
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
