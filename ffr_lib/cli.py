@@ -163,7 +163,7 @@ def notebooks(args: argparse.Namespace) -> int:
                              f"these get parameters: {', '.join(r.source.stem for r in runs if r.parameters)}")
     try:
         execute(runs)
-    except NotebookError as exc:  # a cell raised: the notebook's failure, not the user's input
+    except NotebookError as exc:  # a cell raised: the notebook's failure (exit 1), not the user's input (2)
         print(f"ffr notebooks: {exc}", file=sys.stderr)
         return 1
     if args.store_references:
