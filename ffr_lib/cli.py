@@ -1,4 +1,10 @@
-"""The `ffr` command: one subcommand per job, each a thin map onto ffr_lib functions."""
+"""The `ffr` command: one subcommand per job, each a thin map onto ffr_lib functions.
+
+Arguments are checked before the heavy imports (torch, pandas, diffusers): a user's mistake is
+one line on stderr naming the argument and what is known, exit code 2, no traceback (`ffr
+--debug ...` shows it). The known names come from ffr_lib.names, kept equal to the registries
+by tests/test_cli_errors.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from . import names
+from .errors import UsageError
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -21,9 +30,17 @@ def command(name: str, help: str, arguments: Callable[[argparse.ArgumentParser],
     return add
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong argument is one line (what was wrong, where to look), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _world_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--layout", nargs="+", default=["binary", "animals"], help="world layouts")
-    p.add_argument("--size", type=int, default=32, help="image side in px (32 or 64)")
+    p.add_argument("--layout", nargs="+", default=list(names.WORLD_LAYOUTS), choices=names.WORLD_LAYOUTS,
+                   help="world layouts")
+    p.add_argument("--size", type=int, default=32, choices=(32, 64), help="image side in px (32 or 64)")
     p.add_argument("--seed", type=int, default=0, help="world seed")
     p.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
 
@@ -41,10 +58,11 @@ def world(args: argparse.Namespace) -> int:
 
 
 def _generate_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, help="shapes-binary, shapes-animals, celeba-hq, utk-face, spuco-animals")
-    p.add_argument("--recipe", default="balanced", choices=["balanced", "biased", "agnostic", "scaled", "usb"])
+    p.add_argument("--dataset", required=True, help=", ".join(names.DATASETS))
+    p.add_argument("--recipe", default="balanced", choices=names.RECIPES)
     p.add_argument("--out", type=Path, required=True, help="output folder (resumed if it holds the same set)")
-    p.add_argument("--generator", choices=["sd", "procedural", "diffusion"], help="default: procedural for shapes-*, else sd")
+    p.add_argument("--generator", choices=names.GENERATORS,
+                   help="default: procedural for shapes-*, else sd (procedural and diffusion render the world only)")
     p.add_argument("--fingerprint", type=float, default=0.0, help="procedural: fingerprint knob in [0, 1]")
     p.add_argument("--fidelity", type=float, default=0.0, help="procedural: fidelity knob in [0, 1]")
     p.add_argument("--model", help="sd: hub id or local pipeline folder; diffusion: checkpoint")
@@ -54,7 +72,7 @@ def _generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corruption-severity", type=int, default=0, choices=range(6), help="0 = none (ECCV table 4)")
     p.add_argument("--total", type=int, help="images in all (default: what USB needs)")
     p.add_argument("--scale", type=float, default=1.0, help="recipe scaled: multiple of the real set's size")
-    p.add_argument("--root", type=Path, help="folder of a real dataset")
+    p.add_argument("--root", type=Path, help=f"folder of a real dataset (default: ${names.DATA_ROOT_ENV}/<dataset>)")
     p.add_argument("--size", type=int, help="image side on disk (default: the dataset's)")
     p.add_argument("--steps", type=int, help="sd: denoising steps (default 25 faces, 50 animals)")
     p.add_argument("--batch-size", type=int, help="sd: prompts per pipeline call (default 10)")
@@ -63,32 +81,60 @@ def _generate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the per-group counts only")
 
 
+def _check_generate(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """The generator and the real dataset's root of an `ffr generate` call, checked without heavy imports."""
+    from .preflight import real_data_root
+
+    dataset = names.check_name("dataset", args.dataset, names.DATASETS, "--dataset")
+    world = names.is_world(dataset)
+    generator = args.generator or ("procedural" if world else "sd")
+    if generator in ("procedural", "diffusion") and not world:
+        raise UsageError(f"--generator {generator} renders the embedded world only "
+                         f"({', '.join(names.WORLD_DATASETS)}), not {dataset}; use --generator sd")
+    if generator == "diffusion" and not args.model:
+        raise UsageError("--generator diffusion needs --model: a checkpoint folder (scripts/train_diffusion.py)")
+    for flag, value in (("--fingerprint", args.fingerprint), ("--fidelity", args.fidelity)):
+        if not 0.0 <= value <= 1.0:
+            raise UsageError(f"{flag} must be in [0, 1], got {value}")
+    if not 0.5 <= args.ratio < 1:
+        raise UsageError(f"--ratio must be in [0.5, 1), got {args.ratio}")
+    if world and args.root is not None:
+        raise UsageError(f"--root: {dataset} is the embedded world and reads no folder")
+    return generator, None if world else real_data_root(dataset, args.root)
+
+
 @command("generate", "generate (or resume) a synthetic set on disk for a dataset and recipe", _generate_arguments)
 def generate(args: argparse.Namespace) -> int:
+    generator, root = _check_generate(args)
+    from .data.loaders import DataLayoutError
+    from .data.splits import RatioError
     from .generation.generate import generate_dataset_set
     from .generation.recipes import Recipe
+    from .generation.synthetic_set import SetMismatchError
 
-    generator = args.generator or ("procedural" if args.dataset.startswith("shapes-") else "sd")
     if generator == "procedural":
         options = {"fingerprint": args.fingerprint, "fidelity": args.fidelity}
     else:
         options = {"model": args.model, "steps": args.steps, "batch_size": args.batch_size, "scheduler": args.scheduler}
         if args.resolution is not None:
             options["resolution"] = args.resolution
-    folder = generate_dataset_set(
-        args.dataset,
-        Recipe(args.recipe, total=args.total, scale=args.scale),
-        args.out,
-        generator=generator,
-        ratio=args.ratio,
-        seed=args.seed,
-        prompts=args.prompts,
-        corruption_severity=args.corruption_severity,
-        root=args.root,
-        size=args.size,
-        source_options=options,
-        dry_run=args.dry_run,
-    )
+    try:
+        folder = generate_dataset_set(
+            args.dataset,
+            Recipe(args.recipe, total=args.total, scale=args.scale),
+            args.out,
+            generator=generator,
+            ratio=args.ratio,
+            seed=args.seed,
+            prompts=args.prompts,
+            corruption_severity=args.corruption_severity,
+            root=root,
+            size=args.size,
+            source_options=options,
+            dry_run=args.dry_run,
+        )
+    except (DataLayoutError, RatioError, SetMismatchError) as exc:  # the data or --out, not the code
+        raise UsageError(str(exc)) from exc
     if folder is not None:
         print(f"wrote {folder}")
     return 0
@@ -108,29 +154,34 @@ def _notebooks_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("notebooks", "run the notebooks with papermill under a profile", _notebooks_arguments)
 def notebooks(args: argparse.Namespace) -> int:
-    from .notebooks import NotebookError, execute, parse_value, plan, store_references
+    from .notebooks import NotebookError, ParameterError, execute, parse_value, plan, store_references
 
+    params = {name: parse_value(value, name) for name, value in args.parameter}
+    runs = plan(args.profile, args.only, params, args.parameters_file, args.out)  # every value checked
+    if args.store_references and any(r.parameters for r in runs):
+        raise ParameterError("--store-references needs the notebooks' own defaults; "
+                             f"these get parameters: {', '.join(r.source.stem for r in runs if r.parameters)}")
     try:
-        params = {name: parse_value(value) for name, value in args.parameter}
-        runs = plan(args.profile, args.only, params, args.parameters_file, args.out)
-        if args.store_references and any(r.parameters for r in runs):
-            raise NotebookError("--store-references needs the notebooks' own defaults; "
-                                f"these get parameters: {', '.join(r.source.stem for r in runs if r.parameters)}")
         execute(runs)
-        if args.store_references:
-            for run in runs:
-                print(f"stored references: {store_references(run.source, run.output)}")
-    except NotebookError as exc:
+    except NotebookError as exc:  # a cell raised: the notebook's failure (exit 1), not the user's input (2)
         print(f"ffr notebooks: {exc}", file=sys.stderr)
         return 1
+    if args.store_references:
+        for run in runs:
+            print(f"stored references: {store_references(run.source, run.output)}")
     return 0
 
 
-
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="quick", help="sweep profile: smoke, quick, paper, paper-real")
-    p.add_argument("--dataset", nargs="+", help="only these datasets (one the profile lacks replaces its dataset)")
-    p.add_argument("--executor", default="inprocess", help="inprocess, processes (--workers on one device; a CPU's cores), packed (small runs trained together; fastest on a GPU), gpus, slurm or dry")
+    p.add_argument("--profile", default="quick", help=f"sweep profile: {', '.join(names.PROFILES)}")
+    p.add_argument("--dataset", nargs="+",
+                   help="only these of the profile's datasets; a dataset the profile lacks replaces its dataset in "
+                        "every run if it is of the same kind: world profiles take shapes-binary or shapes-animals, "
+                        "paper-real the real datasets (a world grid's pool sizes and small 32 px models do not "
+                        "apply to real images, so such a pair is refused)")
+    p.add_argument("--executor", default="inprocess", help="inprocess, processes (--workers on one device; a CPU's "
+                   "cores), packed (small runs trained together; fastest on a GPU), gpus, slurm or dry (print the "
+                   "plan; checks the arguments but no data folders)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root; runs go to <root>/<profile>")
     p.add_argument("--device", default=None, help="inprocess: torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded in each record)")
@@ -150,16 +201,11 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("sweep", "run (or resume) a profile's grid of trainings into the results store", _sweep_arguments)
 def sweep(args: argparse.Namespace) -> int:
-    from .numerics import MixedNumerics
     from .training.sweep_cli import sweep_command
 
-    try:
-        return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
-                             args.cluster, args.ratio, args.workers, args.compile, args.devices,
-                             args.allow_mixed_numerics)
-    except MixedNumerics as exc:
-        print(f"ffr sweep: {exc}", file=sys.stderr)
-        return 2
+    return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
+                         args.cluster, args.ratio, args.workers, args.compile, args.devices, args.debug,
+                         args.allow_mixed_numerics)
 
 
 def _figures_arguments(p: argparse.ArgumentParser) -> None:
@@ -174,29 +220,29 @@ def _figures_arguments(p: argparse.ArgumentParser) -> None:
 @command("figures", "rebuild every figure and table of notebooks 02-04 from stored results (never trains)",
          _figures_arguments)
 def figures(args: argparse.Namespace) -> int:
+    for nb in args.only or ():
+        names.check_name("notebook", nb.zfill(2), ("02", "03", "04"), "--only")
     from .paper_figures import build_all
 
-    try:
-        return build_all(args.profile, args.results, args.out, args.only)
-    except KeyError as exc:
-        print(f"ffr figures: {exc.args[0]}", file=sys.stderr)
-        return 2
+    return build_all(args.profile, args.results, args.out, args.only)
 
 
 def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="quick", choices=["quick", "paper"], help="experiment profile")
+    p.add_argument("--profile", default="quick", choices=["quick", "paper"], help="notebook profile")
     p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")
 
 
 @command("reproduce", "the project's main job: every figure and table of the profile", _reproduce_arguments)
 def reproduce(args: argparse.Namespace) -> int:
-    from .notebooks import NotebookError, run_notebooks
+    from .notebooks import NotebookError, execute, plan
 
-    code = world(argparse.Namespace(layout=["binary", "animals"], size=32, seed=0, out=args.out))
+    # every notebook under the profile (parameters checked first); figures_dir goes to those that declare it
+    runs = plan(args.profile, parameters={"figures_dir": str(args.out.resolve())})
+    code = world(argparse.Namespace(layout=list(names.WORLD_LAYOUTS), size=32, seed=0, out=args.out))
     if code:
         return code
-    try:  # every notebook under the profile; figures_dir goes to those that declare it
-        run_notebooks(args.profile, parameters={"figures_dir": str(args.out.resolve())})
+    try:
+        execute(runs)
     except NotebookError as exc:
         print(f"ffr reproduce: {exc}", file=sys.stderr)
         return 1
@@ -204,11 +250,17 @@ def reproduce(args: argparse.Namespace) -> int:
 
 
 
+DEBUG_HELP = "on a user error, show the traceback too (a user error is otherwise one line, exit code 2)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ffr", description="From Fake to Real: reproducible companion")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = _Parser(prog="ffr", description="From Fake to Real: reproducible companion")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (help_text, add_arguments, _) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
 
 
@@ -218,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return COMMANDS[args.command][2](args)
+    try:
+        return COMMANDS[args.command][2](args)
+    except UsageError as exc:
+        if args.debug:
+            raise
+        print(f"ffr {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

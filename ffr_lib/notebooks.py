@@ -9,6 +9,9 @@ notebook defaults < profile "*" < profile[stem] < file "*" and plain pairs < fil
 Parameters named in a notebook's section (or in "*") must be declared in that notebook's
 `parameters` cell; a `-p` (or plain) parameter goes to every selected notebook that declares it,
 and is an error when none does. papermill is never left to inject a name the notebook lacks.
+Every value must fit the declaration's type hint and the values its comment allows
+(ffr_lib.notebook_parameters), checked before any notebook starts: a wrong one is a
+ParameterError (a UsageError: one line naming the parameter, `ffr` exits with 2).
 
 Each notebook runs with its own folder as working directory (as in JupyterLab, and as nbval runs
 it), so a relative path like `figures_dir = "../figures"` means the same everywhere. Executed
@@ -20,6 +23,7 @@ Sources are stored without outputs, except the text outputs of cells marked
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -32,6 +36,8 @@ from typing import Any, TextIO
 import yaml
 
 from . import nbstrip
+from .errors import UsageError
+from .notebook_parameters import HintError, Parameter, read_parameters
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KERNELSPEC = nbstrip.KERNELSPEC
@@ -41,6 +47,10 @@ _STEM = re.compile(r"^\d\d_\w+$")
 
 class NotebookError(RuntimeError):
     """A notebook failed, or its parameters are wrong; the message names the notebook."""
+
+
+class ParameterError(NotebookError, UsageError):
+    """The user's part is wrong (a profile, a notebook name, a parameter or its value): one line."""
 
 
 @dataclass(frozen=True)
@@ -65,18 +75,19 @@ def select(notebooks: Sequence[Path], only: Sequence[str] | None) -> list[Path]:
     for key in only:
         hits = [p for p in notebooks if p.stem == key or p.stem.split("_", 1)[0] == key.zfill(2)]
         if not hits:
-            raise NotebookError(f"--only {key}: no such notebook; known: {', '.join(p.stem for p in notebooks)}")
+            raise ParameterError(f"--only {key}: no such notebook; known: {', '.join(p.stem for p in notebooks)}")
         chosen += [p for p in hits if p not in chosen]
     return sorted(chosen)
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, name: str = "") -> Any:
     """A `-p` value as a YAML literal: '3' -> 3, '[0.9, 0.99]' -> list, 'true' -> True, 'abc' -> 'abc'.
     '1e-3' is a float too (YAML 1.1 alone would keep it a string)."""
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise NotebookError(f"cannot parse parameter value {text!r} as YAML: {exc}") from exc
+        problem = str(exc).splitlines()[0]
+        raise ParameterError(f"-p {name}: cannot parse {text!r} as a YAML value: {problem}") from exc
     if isinstance(value, str):
         try:
             return float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
@@ -92,25 +103,34 @@ def read_parameter_file(path: str | Path) -> tuple[dict[str, dict], dict[str, An
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise NotebookError(f"{path}: cannot read parameters: {exc}") from exc
+        raise ParameterError(f"{path}: cannot read parameters: {exc}") from exc
     if not isinstance(data, dict):
-        raise NotebookError(f"{path}: expected a mapping of notebook -> parameters, got {type(data).__name__}")
+        raise ParameterError(f"{path}: expected a mapping of notebook -> parameters, got {type(data).__name__}")
     sections, plain = {}, {}
     for key, value in data.items():
         if key == "*" or _STEM.match(str(key)):
             if not isinstance(value, dict | None):
-                raise NotebookError(f"{path}: section {key!r} must be a mapping of parameters")
+                raise ParameterError(f"{path}: section {key!r} must be a mapping of parameters")
             sections[str(key)] = dict(value or {})
         else:
             plain[str(key)] = value
     return sections, plain
 
 
-def declared_parameters(notebook: Path) -> dict[str, dict]:
-    """name -> {'inferred_type_name', 'default', 'help'} from the notebook's `parameters` cell."""
-    import papermill
+def declared_parameters(notebook: Path) -> dict[str, Parameter]:
+    """name -> Parameter (hint, default, comment, allowed values) from the notebook's `parameters` cell."""
+    try:
+        return read_parameters(notebook)
+    except HintError as exc:
+        raise NotebookError(str(exc)) from None
 
-    return dict(papermill.inspect_notebook(str(notebook)))
+
+def check_value(notebook: Path, parameter: Parameter, value: Any, where: str) -> None:
+    """A ParameterError naming where `value` came from and the parameter, unless the value fits."""
+    problem = parameter.problem(value)
+    if problem:
+        raise ParameterError(f"{where}: {notebook.stem} parameter {parameter.name} is {parameter.expected}; "
+                             f"{problem}")
 
 
 def plan(
@@ -129,38 +149,48 @@ def plan(
     profile_path = source / "profiles" / f"{profile}.yaml"
     if not profile_path.exists():
         known = sorted(p.stem for p in (source / "profiles").glob("*.yaml"))
-        raise NotebookError(f"unknown profile {profile!r}: no {profile_path}; known: {', '.join(known) or 'none'}")
+        raise ParameterError(f"--profile: unknown notebook profile {profile!r} (no {profile_path}); "
+                             f"known: {', '.join(known) or 'none'}")
     prof_sections, prof_plain = read_parameter_file(profile_path)
     if prof_plain:
-        raise NotebookError(f"{profile_path}: {', '.join(prof_plain)} is not a notebook; "
-                            f"known: {', '.join(p.stem for p in notebooks)} (or '*' for all)")
+        raise ParameterError(f"{profile_path}: {', '.join(prof_plain)} is not a notebook; "
+                             f"known: {', '.join(p.stem for p in notebooks)} (or '*' for all)")
     file_sections, file_plain = read_parameter_file(params_file) if params_file else ({}, {})
     stems = {p.stem for p in notebooks}
     for where, sections in ((profile_path, prof_sections), (params_file, file_sections)):
         for key in sections:
             if key != "*" and key not in stems:
-                raise NotebookError(f"{where}: no notebook {key!r}; known: {', '.join(sorted(stems))}")
-    loose = {**file_plain, **(parameters or {})}
+                raise ParameterError(f"{where}: no notebook {key!r}; known: {', '.join(sorted(stems))}")
+    given = dict(parameters or {})
     out = Path(out) if out is not None else Path("outputs") / "notebooks" / profile
     if out.resolve() == source.resolve():
-        raise NotebookError(f"--out {out} is the notebooks' own folder; executed copies must not overwrite sources")
+        raise ParameterError(f"--out {out} is the notebooks' own folder; executed copies must not overwrite sources")
     chosen = select(notebooks, only)
     declared = {nb: declared_parameters(nb) for nb in chosen}
-    for name in loose:
-        if not any(name in d for d in declared.values()):
-            raise NotebookError(f"unknown parameter {name!r}: no selected notebook declares it "
-                                f"({', '.join(f'{nb.stem}: {sorted(d)}' for nb, d in declared.items())})")
+    for where, loose in ((params_file, file_plain), ("-p", given)):
+        for name in loose:
+            if not any(name in d for d in declared.values()):
+                raise ParameterError(f"{f'-p {name}' if where == '-p' else where}: unknown parameter {name!r}: no selected notebook declares it "
+                                     f"({'; '.join(f'{nb.stem}: {sorted(d)}' for nb, d in declared.items())})")
     runs = []
     for nb in chosen:
+        mine = declared[nb]
+        # later layers win: profile "*" < profile[stem] < file "*" and plain pairs < file[stem] < -p
+        layers = [(str(profile_path), prof_sections.get("*", {}), True),
+                  (str(profile_path), prof_sections.get(nb.stem, {}), True),
+                  (str(params_file), file_sections.get("*", {}), True),
+                  (str(params_file), {k: v for k, v in file_plain.items() if k in mine}, False),
+                  (str(params_file), file_sections.get(nb.stem, {}), True),
+                  ("-p", {k: v for k, v in given.items() if k in mine}, False)]
         params: dict[str, Any] = {}
-        for where, section in ((profile_path, prof_sections.get("*", {})), (profile_path, prof_sections.get(nb.stem, {})),
-                               (params_file, file_sections.get("*", {})), (params_file, file_sections.get(nb.stem, {}))):
-            unknown = sorted(set(section) - set(declared[nb]))
-            if unknown:
-                raise NotebookError(f"{where}: {nb.name} has no parameter {', '.join(map(repr, unknown))}; "
-                                    f"it declares {', '.join(declared[nb]) or 'none'}")
+        for where, section, strict in layers:
+            unknown = sorted(set(section) - set(mine))
+            if strict and unknown:
+                raise ParameterError(f"{where}: {nb.name} has no parameter {', '.join(map(repr, unknown))}; "
+                                     f"it declares {', '.join(mine) or 'none'}")
+            for name, value in section.items():
+                check_value(nb, mine[name], value, f"-p {name}" if where == "-p" else where)
             params.update(section)
-        params.update({k: v for k, v in loose.items() if k in declared[nb]})
         runs.append(NotebookRun(nb, out / nb.name, params))
     return runs
 
@@ -178,6 +208,23 @@ def _describe_failure(run: NotebookRun, exc: Exception) -> str:
             f"executed copy with the traceback: {run.output}")
 
 
+@functools.cache
+def quiet_shutdown_kernel_manager() -> type:
+    """jupyter_client's AsyncKernelManager, except that it does not interrupt a kernel it is shutting
+    down: it sends SIGINT before every shutdown, and ipykernel answers a SIGINT that arrives while
+    it handles a message with a stray 'KeyboardInterrupt caught in kernel' line on the terminal.
+    papermill only shuts a kernel down after its last cell, so there is nothing to interrupt."""
+    from jupyter_client import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
+
+
 def execute(runs: Sequence[NotebookRun], stream: TextIO = sys.stdout) -> list[Path]:
     """Run each notebook in order with papermill, one progress line each; stop at the first failure."""
     import papermill
@@ -193,6 +240,7 @@ def execute(runs: Sequence[NotebookRun], stream: TextIO = sys.stdout) -> list[Pa
         try:
             papermill.execute_notebook(str(run.source), str(run.output), parameters=dict(run.parameters),
                                        cwd=str(run.source.parent), progress_bar=False,
+                                       kernel_manager_class=quiet_shutdown_kernel_manager(),
                                        extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no start-up chatter
         except PapermillExecutionError as exc:
             stream.write("FAILED\n")

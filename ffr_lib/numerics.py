@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .errors import UsageError
+
 
 @dataclass(frozen=True, order=True)
 class Numerics:
@@ -66,7 +68,7 @@ def expected(device: str, threads: int | None, compile_backend: str | None) -> N
     )
 
 
-class MixedNumerics(ValueError):
+class MixedNumerics(UsageError, ValueError):
     """A sweep would add runs computed in other numerics than the store's."""
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .results import ResultStore, aggregate, records_frame
-from .training.config import RunConfig
+from .training.config import RunConfig, labels
 from .training.profiles import SD_LIKE, get_profile
 from .training.selection import select
 from .training.sweep import closure
@@ -167,7 +167,7 @@ def load_results(
             raise RuntimeError(f"sweep {profile}: {len(summary['errors'])} run(s) raised; first:\n"
                                f"{summary['errors'][0]['error']}")
     records = [store.get(h) for h in sorted(nodes) if store.has(h)]
-    missing = tuple(c.label() for c in configs if not store.has(c.hash))
+    missing = tuple(label for c, label in zip(configs, labels(configs)) if not store.has(c.hash))
     frame = prepare(records_frame(records))
     selected = prepare(select(frame.drop(columns="config"), rule)) if len(frame) else frame
     return Results(profile, folder, selected.reset_index(drop=True), missing, rule)

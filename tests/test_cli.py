@@ -1,8 +1,6 @@
 import subprocess
 import sys
 
-import pytest
-
 from ffr_lib.cli import COMMANDS, main
 
 
@@ -34,16 +32,14 @@ def _small_counts(original):
 
 
 def test_sweep_ratio_runs_a_slice_and_names_the_profiles_ratios(tmp_path, capsys):
-    import pytest
-
     args = ["sweep", "--profile", "quick", "--executor", "dry", "--results", str(tmp_path)]
     assert main(args + ["--ratio", "0.99"]) == 0
     listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
     assert listed and all("r=0.99" in line for line in listed)
     assert main(args) == 0
     assert any("r=0.95" in line for line in capsys.readouterr().out.splitlines())
-    with pytest.raises(SystemExit, match=r"has ratios \[0.95, 0.99\]"):
-        main(args + ["--ratio", "0.9"])
+    assert main(args + ["--ratio", "0.9"]) == 2
+    assert capsys.readouterr().err == "ffr sweep: --ratio [0.9]: profile 'quick' has ratios [0.95, 0.99]\n"
 
 
 def test_sweep_on_cpu_worker_processes(tmp_path, capsys):
@@ -59,18 +55,22 @@ def test_sweep_on_cpu_worker_processes(tmp_path, capsys):
     assert records and {r["device"] for r in records} == {"cpu"} and {r["threads"] for r in records} == {1}
 
 
-def test_sweep_compile_is_refused_by_executors_that_do_not_compile(tmp_path):
-    with pytest.raises(SystemExit, match="--compile: executor 'processes'"):
-        main(["sweep", "--profile", "smoke", "--executor", "processes", "--compile", "--results", str(tmp_path)])
+def test_sweep_compile_is_refused_by_executors_that_do_not_compile(tmp_path, capsys):
+    assert main(["sweep", "--profile", "smoke", "--executor", "processes", "--compile", "--results",
+                 str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("ffr sweep: --compile: executor 'processes' does not compile; "
+                                       "use packed or inprocess\n")
     assert not (tmp_path / "smoke").exists()
 
 
-def test_sweep_devices_are_refused_by_one_device_executors_and_all_needs_a_gpu(tmp_path, monkeypatch):
+def test_sweep_devices_are_refused_by_one_device_executors_and_all_needs_a_gpu(tmp_path, monkeypatch, capsys):
     import torch
 
-    with pytest.raises(SystemExit, match="--devices: executor 'inprocess' runs on one device"):
-        main(["sweep", "--profile", "smoke", "--devices", "cpu", "cpu", "--results", str(tmp_path)])
+    assert main(["sweep", "--profile", "smoke", "--devices", "cpu", "cpu", "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("ffr sweep: --devices: executor 'inprocess' runs on one device; "
+                                       "use packed or gpus\n")
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    with pytest.raises(SystemExit, match="--devices all: no visible GPU"):
-        main(["sweep", "--profile", "smoke", "--executor", "packed", "--devices", "all", "--results", str(tmp_path)])
+    assert main(["sweep", "--profile", "smoke", "--executor", "packed", "--devices", "all", "--results",
+                 str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "ffr sweep: --devices all: no visible GPU (CUDA_VISIBLE_DEVICES?)\n"
     assert not (tmp_path / "smoke").exists()

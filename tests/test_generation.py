@@ -310,9 +310,10 @@ def test_ffr_generate_command(tmp_path, capsys):
     data = load_synthetic_set(out)
     assert len(data) == 16 and data.count_array()[data.count_array() > 0].tolist() == [2] * 8
     assert main(args) == 0  # the same command again: nothing to do
-    with pytest.raises(SetMismatchError, match="recipe"):
-        main([*args[:4], "biased", *args[5:]])
     capsys.readouterr()
+    assert main([*args[:4], "biased", *args[5:]]) == 2  # --out holds another set: the user's mistake, one line
+    err = capsys.readouterr().err
+    assert err.startswith(f"ffr generate: {out}") and "recipe" in err and len(err.splitlines()) == 1
     assert main(["generate", "--dataset", "shapes-binary", "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
     printed = capsys.readouterr().out  # 0.99: 5000 and 51 per class, USB adds 2 x 4949, 9898 // 4 = 2474 per group
     assert "9896 synthetic images" in printed and "2474" in printed and not (tmp_path / "dry").exists()

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from ..claims import RULE, judge_stores
 from ..paper_claims import CLAIMS
-from ..tables import MissingRecords, load_results
+from ..tables import MissingRecords, Results, load_results
 from .ablations import NOTEBOOK_03
 from .common import BUILDERS, REPO_FIGURES, Artifact, save
 from .generation import NOTEBOOK_02
@@ -63,9 +63,10 @@ def build(name: str, *args, **options) -> list[Artifact]:
 
 def build_notebook(notebook: str, profile: str = "quick", results: str | Path = "results",
                    out: str | Path = "figures", table1_ratio: float | None = None, run_missing: bool = False,
-                   close: bool = True) -> list[Artifact]:
+                   close: bool = True, loaded: Results | None = None) -> list[Artifact]:
     """Every artifact of one notebook. 03 and 04 read their sweep profile's store (MissingRecords
-    when runs have no record, unless `run_missing` trains them); 02 needs no store."""
+    when runs have no record, unless `run_missing` trains them; `loaded`: that store, read already);
+    02 needs no store."""
     import matplotlib.pyplot as plt
 
     meta = notebook_meta(notebook, profile)
@@ -74,7 +75,7 @@ def build_notebook(notebook: str, profile: str = "quick", results: str | Path = 
         for name in NOTEBOOK_02:
             arts += build(name, out, meta)
     else:
-        res = load_results(SWEEPS[profile][notebook], results, run_missing=run_missing).require()
+        res = loaded or load_results(SWEEPS[profile][notebook], results, run_missing=run_missing).require()
         ratio = OPTIONS[profile]["table1_ratio"] if table1_ratio is None else table1_ratio
         for name in ARTIFACTS[notebook]:
             arts += build(name, res, out, meta, **({"ratio": ratio} if name == "iclr_table1" else {}))
@@ -95,18 +96,24 @@ def build_all(profile: str = "quick", results: str | Path = "results", out: str 
     matplotlib.use("Agg")
     if profile not in SWEEPS:
         raise KeyError(f"unknown notebook profile {profile!r}; known: {', '.join(SWEEPS)}")
-    code = 0
-    notebooks = [nb for nb in (only or sorted(ARTIFACTS)) if nb != "claims"]
-    for nb in notebooks:
-        nb = nb.zfill(2)
+    chosen = [nb.zfill(2) for nb in (only or sorted(ARTIFACTS)) if nb != "claims"]
+    for nb in chosen:
         if nb not in ARTIFACTS:
             raise KeyError(f"no artifacts for notebook {nb!r}; known: {', '.join(sorted(ARTIFACTS))}, claims")
-        try:
-            arts = build_notebook(nb, profile, results, out)
-        except MissingRecords as exc:
-            stream.write(f"{NOTEBOOK_STEMS[nb]}: not built: {exc}\n")
-            code = 1
+    # the stores first: a missing record is reported at once, not after notebook 02's minutes of rendering
+    code, stores = 0, {}
+    for nb in chosen:
+        if nb in SWEEPS[profile]:
+            try:
+                stores[nb] = load_results(SWEEPS[profile][nb], results).require()
+            except MissingRecords as exc:
+                stream.write(f"{NOTEBOOK_STEMS[nb]}: not built: {exc}\n")
+                stream.flush()
+                code = 1
+    for nb in chosen:
+        if nb in SWEEPS[profile] and nb not in stores:
             continue
+        arts = build_notebook(nb, profile, results, out, loaded=stores.get(nb))
         files = sorted({p.name for a in arts for p in a.paths})
         tables = [f for f in files if f.endswith(".csv")]
         stream.write(f"{NOTEBOOK_STEMS[nb]}: {len(tables)} tables, {sum(f.endswith('.png') for f in files)} "

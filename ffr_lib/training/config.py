@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -198,7 +200,33 @@ class RunConfig:
         return f"{c.dataset} r={c.ratio:g} {mode}/{c.method} lr={c.lr:g}{extra} s={c.seed}"
 
 
+def labels(configs: Sequence[RunConfig]) -> list[str]:
+    """Each config's label(), followed by what sets it apart in `configs`: every field label() does
+    not show (model, recipe, corruption, the generator's knobs, ...) whose value differs from the
+    list's most common one and matters to this run (would change its canonical form). Two runs
+    of one list that differ never share a label; pass the whole grid to label some of its runs."""
+    canonical = [c.canonical() for c in configs]
+    common = {}
+    for f in fields(RunConfig):
+        if f.name not in LABEL_FIELDS:
+            counts = Counter(getattr(c, f.name) for c in canonical)
+            if len(counts) > 1:
+                common[f.name] = counts.most_common(1)[0][0]
+    out = []
+    for c in canonical:
+        shown = [name for name, value in common.items()
+                 if getattr(c, name) != value and replace(c, **{name: value}).canonical() != c]
+        out.append(c.label() + "".join(f" {n}={_short(getattr(c, n))}" for n in shown))
+    return out
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 SMALL_MODELS = ("resnet-small", "vit-small")
+# the fields label() shows
+LABEL_FIELDS = ("dataset", "ratio", "mode", "order", "method", "lr", "freeze_bn", "seed")
 # fields added after stores of records existed -> their default (left out of to_dict and the hash there)
 ADDED_FIELDS = {"corruption": 0, "val_floor": 10}
 # hyperparameters chosen per cell by model selection (the rest of the config is the cell)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..errors import error_cause
 from ..registry import Registry
 from . import data_cache
 from .config import RunConfig
@@ -35,7 +36,7 @@ def _bar(plan: Plan, progress: bool) -> tqdm:
 def _note(bar: tqdm, outcome: dict) -> None:
     bar.update(1)
     if outcome["status"] != "ok":
-        bar.write(f"{outcome['status']}: {outcome['label']} ({outcome['hash']}): {str(outcome['error']).strip()[-300:]}")
+        bar.write(f"{outcome['status']}: {outcome['label']} ({outcome['hash']}): {error_cause(outcome['error'])}")
 
 
 @EXECUTORS.register("inprocess")

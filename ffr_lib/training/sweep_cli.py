@@ -1,22 +1,37 @@
-"""`ffr sweep`: a profile's grid, run (or resumed) into `<results>/<profile>`, then its table."""
+"""`ffr sweep`: a profile's grid, run (or resumed) into `<results>/<profile>`, then its table.
+
+Every argument is checked before torch and pandas are imported (names from ffr_lib.names), and
+the real datasets' folders and synthetic sets once before any training (ffr_lib.preflight): a
+mistake is one UsageError line, not an error per run.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from .. import names
+from ..errors import UsageError, errors_by_cause
+from ..preflight import check_data_roots, check_synthetic_sets
 
-from ..results import ResultStore, aggregate
-from .profiles import get_profile
-from .selection import cell_columns, select
-from .sweep import run_sweep
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .config import RunConfig
 
 TABLE_COLUMNS = ("dataset", "ratio", "mode", "order", "recipe", "method")
+ONE_DEVICE = ("inprocess", "processes", "slurm", "dry")
+COMPILING = ("inprocess", "packed")
 
 
 def summary_table(folder: str | Path, rule: str = "val_worst_group") -> pd.DataFrame:
     """Test WA and BA (mean, std and bootstrap interval over seeds) per cell, after selection."""
+    from ..results import ResultStore, aggregate
+    from .selection import cell_columns, select
+
     df = ResultStore(folder).frame()
     if df.empty:
         return df
@@ -33,6 +48,79 @@ def summary_table(folder: str | Path, rule: str = "val_worst_group") -> pd.DataF
     return table
 
 
+def format_table(table: pd.DataFrame) -> str:
+    """The summary table as text: metrics to 3 decimals, learning rates as written (1e-04, not 0.000)."""
+    import pandas as pd
+
+    shown = table.copy()
+    for column in ("lr", "pre_lr"):
+        if column in shown:
+            shown[column] = [("" if pd.isna(v) else f"{v:g}") for v in shown[column]]
+    with pd.option_context("display.width", 160, "display.max_columns", 30):
+        return shown.round(3).to_string(index=False)
+
+
+def sweep_datasets(profile: str, datasets: Sequence[str] | None) -> tuple[str, ...]:
+    """The datasets a sweep of `profile` trains on. A dataset the profile lacks replaces its dataset
+    in every run only when it is of the same kind: a world profile's options (pool sizes, 32 px,
+    small CNNs) mean nothing to a real dataset, and paper-real's (224 px ResNet-50 from ImageNet
+    weights, sets from disk) nothing to the world, so such a pair is refused with the reason."""
+    own = names.PROFILE_DATASETS[profile]
+    if not datasets:
+        return own
+    world_profile = names.is_world(own[0])
+    for d in datasets:
+        names.check_name("dataset", d, names.DATASETS, "--dataset")
+        if d not in own and names.is_world(d) != world_profile:
+            fits = [p for p, ds in names.PROFILE_DATASETS.items() if d in ds]
+            kind = "the embedded world (pool sizes, 32 px, small CNNs)" if world_profile else \
+                "the real datasets (224 px ResNet-50 from ImageNet weights, synthetic sets from disk)"
+            raise UsageError(f"--dataset {d}: profile {profile!r} is a grid on {kind}; its options do not apply to "
+                             f"{d}; use a profile made for it: {', '.join(fits)}")
+    return tuple(dict.fromkeys(datasets))
+
+
+def check_arguments(profile: str, datasets: Sequence[str] | None, executor: str, threads: int | None,
+                    workers: int, compile_backend: str | None, devices: Sequence[str] | None) -> tuple[str, ...]:
+    """Every name and number of an `ffr sweep` call, without heavy imports; returns the datasets."""
+    names.check_name("profile", profile, names.PROFILES, "--profile")
+    names.check_name("executor", executor, names.EXECUTORS, "--executor")
+    chosen = sweep_datasets(profile, datasets)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {threads}")
+    if workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {workers}")
+    if devices and executor in ONE_DEVICE:
+        raise UsageError(f"--devices: executor {executor!r} runs on one device; use packed or gpus")
+    if compile_backend is not None and executor not in COMPILING:
+        raise UsageError(f"--compile: executor {executor!r} does not compile; use packed or inprocess")
+    return chosen
+
+
+def synthetic_sets_on_disk(configs: Sequence[RunConfig]) -> tuple[set[tuple[str, str]], int]:
+    """The (dataset, 'balanced' | 'agnostic') sets that runs of generator 'disk' read, and how many runs
+    read them (the synthetic test set is always from the balanced set; see training.modes)."""
+    sets, runs = set(), 0
+    for config in configs:
+        c = config.canonical()
+        if c.uses_synthetic and c.generator == "disk":
+            runs += 1
+            sets.add((c.dataset, "balanced"))
+            if c.recipe == "agnostic":
+                sets.add((c.dataset, "agnostic"))
+    return sets, runs
+
+
+def report_errors(outcomes: Sequence[dict], debug: bool = False, stream=None) -> None:
+    """Failed runs grouped by their cause, each cause whole (and with `debug`, its first traceback)."""
+    stream = sys.stderr if stream is None else stream
+    for cause, group in errors_by_cause(outcomes):
+        first = group[0]
+        stream.write(f"{len(group)} run(s) raised {cause} (first: {first['label']}, {first['hash']})\n")
+        if debug:
+            stream.write(str(first["error"]).rstrip() + "\n")
+
+
 def sweep_command(
     profile: str,
     datasets: list[str] | None,
@@ -46,24 +134,32 @@ def sweep_command(
     compile_backend: str | None = None,
     devices: list[str] | None = None,
     allow_mixed_numerics: bool = False,
+    debug: bool = False,
 ) -> int:
+    chosen = check_arguments(profile, datasets, executor, threads, workers, compile_backend, devices)
+    if executor != "dry":  # a dry run prints the plan, which needs no data
+        check_data_roots(chosen)
+
+    from .profiles import get_profile
+    from .sweep import run_sweep
+
     prof = get_profile(profile)
-    configs = prof.configs(tuple(datasets) if datasets else None)
+    configs = prof.configs(chosen if datasets else None)
     if ratios:  # a slice of the grid, e.g. one bias ratio per GPU session
         have = sorted({c.ratio for c in configs})
         missing = [r for r in ratios if r not in have]
         if missing:
-            raise SystemExit(f"--ratio {missing}: profile {profile!r} has ratios {have}")
+            raise UsageError(f"--ratio {missing}: profile {profile!r} has ratios {have}")
         configs = [c for c in configs if c.ratio in ratios]
+    if executor != "dry":
+        check_synthetic_sets(*synthetic_sets_on_disk(configs))
     folder = Path(results) / profile
-    if devices and executor not in ("packed", "gpus"):
-        raise SystemExit(f"--devices: executor {executor!r} runs on one device; use packed or gpus")
     if devices == ["all"]:
         from .executors import visible_devices
 
         devices = visible_devices()
         if not devices:
-            raise SystemExit("--devices all: no visible GPU (CUDA_VISIBLE_DEVICES?)")
+            raise UsageError("--devices all: no visible GPU (CUDA_VISIBLE_DEVICES?)")
     options: dict = {}
     if executor in ("inprocess", "packed"):
         import torch
@@ -72,8 +168,6 @@ def sweep_command(
                    "compile_backend": compile_backend}
         if devices:
             options["devices"] = devices
-    elif compile_backend is not None:
-        raise SystemExit(f"--compile: executor {executor!r} does not compile; use packed or inprocess")
     elif executor == "processes":
         options = {"device": device or "cpu", "threads": threads or 1, "workers": workers}
     elif executor == "gpus":
@@ -92,6 +186,6 @@ def sweep_command(
     )
     table = summary_table(folder)
     if not table.empty:
-        with pd.option_context("display.width", 160, "display.max_columns", 30):
-            print(table.round(3).to_string(index=False))
+        print(format_table(table))
+    report_errors(summary["errors"], debug)
     return 1 if summary["errors"] else 0
