@@ -54,6 +54,16 @@ def test_authors_test_agrees_with_pil_on_random_images() -> None:
         assert fails_authors_test(image) == (pil_statistic(image) < 1_500_000)
 
 
+def test_spuco_script_threshold_200000() -> None:
+    # their SpuCo Animals script: < 200,000, i.e. 2 * 9 * k / 3 < 200,000 for k <= 33,333
+    assert fails_authors_test(red_shifted(512, 33_333), 200_000) and not fails_authors_test(red_shifted(512, 33_334), 200_000)
+    assert pil_statistic(red_shifted(512, 33_334)) == 200_004
+    assert make_source("sd", "spuco-animals", filter="authors").config.authors_threshold == 200_000
+    assert make_source("sd", "utk-face", filter="authors").config.authors_threshold == 1_500_000
+    assert "authors_threshold" not in SDConfig().settings()  # recorded only where it applies
+    assert SDConfig(filter="authors", authors_threshold=200_000).settings()["authors_threshold"] == 200_000
+
+
 def test_threshold_scales_with_pixel_count() -> None:
     # 32 px: 1,500,000 * 1024 / 512^2 = 5,859.375 in channel sums; 2 * 9 * k / 3 < that for k <= 976
     assert fails_authors_test(red_shifted(32, 976)) and not fails_authors_test(red_shifted(32, 977))
@@ -111,7 +121,8 @@ def test_the_filter_is_recorded_in_the_set_and_its_manifest(tmp_path) -> None:
                      class_names=("not smiling", "smiling"), bias_names=("female", "male"), prompts="official")
     generate_set(tmp_path / "s", spec, source, progress=False)
     manifest = read_manifest(tmp_path / "s")
-    assert {json.loads(s)["filter"] for s in manifest["settings"]} == {"authors"}
+    assert {(json.loads(s)["filter"], json.loads(s)["authors_threshold"]) for s in manifest["settings"]} == {
+        ("authors", 1_500_000)}
     assert manifest["attempt"].tolist() == [1, 0, 0, 0]
     assert json.loads((tmp_path / "s" / "set.json").read_text())["settings"]["filter"] == "authors"
     assert SDConfig().settings()["filter"] == "ours"

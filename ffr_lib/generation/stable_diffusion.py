@@ -10,10 +10,11 @@ attempt); the manifest records the seed that made the kept image and its attempt
 images are rejected is `SDConfig.filter` (recorded in the set's settings):
 - 'ours': flagged by the safety checker (it returns black), or near-uniform (pixel std below
   `blank_std`): grey and black images only.
-- 'authors': their `is_grayscale` test, |mean over channels - mean of red| < 1,500,000 / 512^2
-  = 5.72 levels (their channel sums of the 512 px image, scaled by pixel count for other sizes;
-  identical at 512 px). It also drops colour images whose red channel sits near the average, so
-  it shapes the synthetic distribution; black images fail it too.
+- 'authors': their `is_grayscale` test, |sum of all channels / 3 - sum of red| < threshold
+  (PIL channel sums of the 512 px image): 1,500,000 in their face scripts (5.72 levels of mean
+  difference), 200,000 in their SpuCo Animals script (0.76 levels); scaled by pixel count for
+  other sizes (identical at 512 px). It also drops colour images whose red channel sits near the
+  average, so it shapes the synthetic distribution; black images fail it too.
 """
 
 from __future__ import annotations
@@ -45,23 +46,26 @@ def is_blank(image: np.ndarray, blank_std: float) -> bool:
 
 FILTERS = ("ours", "authors")
 AUTHORS_SIDE, AUTHORS_THRESHOLD = 512, 1_500_000  # their test: PIL channel sums of the 512 px image
+# the threshold of each of their generation scripts (generate_images_<dataset>.py)
+AUTHORS_THRESHOLDS = {"celeba-hq": 1_500_000, "utk-face": 1_500_000, "spuco-animals": 200_000}
 
 
-def fails_authors_test(image: np.ndarray) -> bool:
+def fails_authors_test(image: np.ndarray, threshold: int = AUTHORS_THRESHOLD) -> bool:
     """The authors' is_grayscale on uint8 (H, W, 3): |sum of all channels / 3 - sum of red| <
-    1,500,000 * (H * W) / 512^2, in exact integer arithmetic (at 512 px their very numbers)."""
+    threshold * (H * W) / 512^2, in exact integer arithmetic (at 512 px their very numbers)."""
     sums = image.reshape(-1, image.shape[-1])[:, :3].astype(np.int64).sum(axis=0)
     pixels = image.shape[0] * image.shape[1]
-    return abs(int(sums.sum()) - 3 * int(sums[0])) * AUTHORS_SIDE**2 < 3 * AUTHORS_THRESHOLD * pixels
+    return abs(int(sums.sum()) - 3 * int(sums[0])) * AUTHORS_SIDE**2 < 3 * int(threshold) * pixels
 
 
-def rejects(image: np.ndarray, rule: str, blank_std: float = 4.0) -> bool:
-    """Whether filter `rule` ('ours': near-uniform; 'authors': their red-vs-mean test) drops uint8
-    (H, W, 3) `image`; safety-checker flags are handled by the caller (either filter drops them)."""
+def rejects(image: np.ndarray, rule: str, blank_std: float = 4.0, threshold: int = AUTHORS_THRESHOLD) -> bool:
+    """Whether filter `rule` ('ours': near-uniform; 'authors': their red-vs-mean test at
+    `threshold`) drops uint8 (H, W, 3) `image`; safety-checker flags are the caller's (either
+    filter drops them)."""
     if rule == "ours":
         return is_blank(image, blank_std)
     if rule == "authors":
-        return fails_authors_test(image)
+        return fails_authors_test(image, threshold)
     raise ValueError(f"SD filter must be one of {', '.join(FILTERS)}, got {rule!r}")
 
 
@@ -77,6 +81,7 @@ class SDConfig:
     dtype: str = "auto"  # 'auto' (float16 on GPU, float32 on CPU), 'float16' or 'float32'
     blank_std: float = 4.0  # images with pixel std below this (0..255) count as blank
     filter: str = "ours"  # which images are regenerated: 'ours' (grey/black) or 'authors' (their is_grayscale)
+    authors_threshold: int = AUTHORS_THRESHOLD  # filter 'authors': their channel-sum threshold at 512 px
     max_attempts: int = 8  # blank images are regenerated up to this many seeds in all
     batch_size: int = 10  # prompts per pipeline call
     device: str = "auto"  # 'auto' = cuda if available, else cpu
@@ -99,6 +104,8 @@ class SDConfig:
         """What a manifest records (and what a resumed set must share)."""
         out = asdict(self)
         del out["batch_size"], out["device"]
+        if self.filter != "authors":
+            del out["authors_threshold"]
         out["dtype"] = self.resolved_dtype()
         return out
 
@@ -206,7 +213,7 @@ class StableDiffusionSource:
                 part = todo[start : start + c.batch_size]
                 imgs, nsfw = self.run([prompts[k] for k in part], [int(seeds[k]) for k in part])
                 images[part] = imgs
-                blank += [k for k, img, flagged in zip(part, imgs, nsfw) if flagged or rejects(img, c.filter, c.blank_std)]
+                blank += [k for k, img, flagged in zip(part, imgs, nsfw) if flagged or rejects(img, c.filter, c.blank_std, c.authors_threshold)]
             for k in blank:
                 attempts[k] += 1
                 if attempts[k] >= c.max_attempts:
