@@ -149,12 +149,17 @@ def ours_decode(paths: list[Path]) -> float:
 
 
 def ours_rates(args) -> dict:
-    """Our loop on the same machine: train_stage images/s and logits_of images/s at 224 px."""
+    """Our loop on the same machine: train_stage images/s (also with torch.compile, as `ffr sweep
+    --compile`, unless --compile off) and logits_of images/s at 224 px."""
     device = torch.device(args.device)
     train = world_images("train", args.images, SIDE, 64)
     val = world_images("val", 64, SIDE, 64)
-    row = run_ours(new_model(args.model, 32, device), train, val,
-                   SimpleNamespace(device=args.device, epochs=args.epochs, batch=BATCH), "ours")
+    how = SimpleNamespace(device=args.device, epochs=args.epochs, batch=BATCH)
+    out = {"ours_train_images_per_s": run_ours(new_model(args.model, 32, device), train, val, how, "ours")["images_per_s"]}
+    if args.compile == "on" or (args.compile == "auto" and is_cuda(args.device)):
+        compiled = new_model(args.model, 32, device)
+        compiled.compile()
+        out["ours_compile_train_images_per_s"] = run_ours(compiled, train, val, how, "ours + compile")["images_per_s"]
     model = new_model(args.model, 32, device)
     images = train.images.to(device)
     logits_of(model, images)  # warm-up
@@ -162,7 +167,7 @@ def ours_rates(args) -> dict:
     t0 = time.perf_counter()
     logits_of(model, images)
     synchronize(args.device)
-    return {"ours_train_images_per_s": row["images_per_s"], "ours_eval_images_per_s": len(images) / (time.perf_counter() - t0)}
+    return {**out, "ours_eval_images_per_s": len(images) / (time.perf_counter() - t0)}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -173,6 +178,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=2, help="training epochs (the first is warm-up)")
     p.add_argument("--workers", type=int, nargs="+", default=[2], help="DataLoader workers (theirs: 2)")
     p.add_argument("--noise", type=float, default=6.0, help="std of the noise added to made files (0..255)")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                   help="also time our loop with torch.compile (auto: on CUDA)")
     p.add_argument("--model", default="resnet50", help="resnet50 (theirs); resnet-small for a CPU smoke run")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     p.add_argument("--tmp", help="folder for the made files (default: a temporary folder)")
@@ -214,8 +221,10 @@ def main(argv: list[str] | None = None) -> dict:
     table(rows, [("kind", "kind"), ("size_px", "px"), ("format", "format"), ("workers", "workers"),
                  ("authors_train_images_per_s", "authors train/s"), ("authors_eval_images_per_s", "authors eval/s"),
                  ("loader_images_per_s", "loader alone/s"), ("ours_decode_images_per_s", "ours decode once/s")])
-    print(f"ours ({args.model}, same machine): train {ours['ours_train_images_per_s']:,.0f} images/s, "
-          f"eval {ours['ours_eval_images_per_s']:,.0f} images/s")
+    compiled = ours.get("ours_compile_train_images_per_s")
+    print(f"ours ({args.model}, same machine): train {ours['ours_train_images_per_s']:,.0f} images/s"
+          + (f" ({compiled:,.0f} with torch.compile)" if compiled else "")
+          + f", eval {ours['ours_eval_images_per_s']:,.0f} images/s")
     payload = {"benchmark": "authors_loop", "model": args.model, "side": SIDE, "batch": BATCH, "epochs": args.epochs,
                "noise": args.noise, "rows": rows, **ours,
                "fp32_matmul_precision": torch.get_float32_matmul_precision(),
