@@ -169,6 +169,19 @@ def test_malformed_pickles_name_the_fault(tmp_path: Path, change, message) -> No
         read_split(path, "celeba-hq")
 
 
+def test_a_numpy_1_pickle_loads_under_numpy_2(tmp_path: Path) -> None:
+    data = {"filenames": celeba_paths([0, 1]), "targets": np.array([0, 1]), "biases": np.array([1, 0]),
+            "real_gen": np.zeros(2, dtype=np.int64)}
+    raw = pickle.dumps(data, protocol=2)  # text GLOBAL opcodes: the module names can be rewritten
+    if b"numpy._core" in raw:
+        raw = raw.replace(b"numpy._core", b"numpy.core")  # as numpy 1.x, which the authors used, names them
+    assert b"numpy.core.multiarray" in raw
+    path = tmp_path / "celeba_Smiling_train_0.9.pkl"
+    path.write_bytes(raw)
+    split = read_split(path, "celeba-hq")
+    assert split.files == ("CelebA-HQ-img/0.jpg", "CelebA-HQ-img/1.jpg") and split.y.tolist() == [0, 1]
+
+
 class _Payload:
     def __reduce__(self):
         return (Path.touch, (Path("PWNED"),))

@@ -74,7 +74,7 @@ _ALLOWED = {
     (m, n)
     for core in ("numpy.core", "numpy._core")
     for m, n in ((f"{core}.multiarray", "_reconstruct"), (f"{core}.multiarray", "scalar"), (f"{core}.numeric", "_frombuffer"))
-} | {("numpy", "ndarray"), ("numpy", "dtype")}
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}  # _codecs: bytes in protocol 2
 
 
 class _ArraysOnly(pickle.Unpickler):
