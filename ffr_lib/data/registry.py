@@ -13,6 +13,7 @@ from pathlib import Path
 from ..registry import Registry
 from .celeba import load_celeba_hq
 from .grouped import DatasetSplits
+from .official_splits import load_official_splits
 from .spuco import load_spuco_animals
 from .utk import load_utk_face
 from .world import WorldConfig, load_shapes
@@ -52,6 +53,12 @@ def load_dataset(name: str, root: str | Path | None = None, **options) -> Datase
 
     `options` go to the dataset's loader (for the world: WorldConfig fields such as size, seed;
     for the real datasets: seed, their label options and DecodeOptions fields such as size=224,
-    cache_dir, progress).
+    cache_dir, progress). splits="official" reads the authors' own splits instead of ours
+    (`splits_dir=` or $FFR_SPLITS_DIR, `ratio=`; ffr_lib.data.official_splits).
     """
+    splits = options.pop("splits", "ours")
+    if splits == "official":
+        return load_official_splits(name, None if root is None else Path(root), **options)
+    if splits != "ours":
+        raise ValueError(f"splits must be 'ours' or 'official', got {splits!r}")
     return DATASETS[name](None if root is None else Path(root), **options)

@@ -142,9 +142,16 @@ def _procedural(dataset: str, fingerprint: float = 0.0, fidelity: float = 0.0, w
 
 @SOURCES.register("sd")
 def _stable_diffusion(dataset: str, model: str | None = None, steps: int | None = None, **options: Any) -> Source:
-    from .stable_diffusion import DEFAULT_MODEL, SDConfig, StableDiffusionSource
+    from .stable_diffusion import (
+        AUTHORS_THRESHOLD,
+        AUTHORS_THRESHOLDS,
+        DEFAULT_MODEL,
+        SDConfig,
+        StableDiffusionSource,
+    )
 
     fields = {k: v for k, v in options.items() if k in SDConfig.__dataclass_fields__ and v is not None}
+    fields.setdefault("authors_threshold", AUTHORS_THRESHOLDS.get(dataset, AUTHORS_THRESHOLD))  # their script's
     config = SDConfig(model=model or DEFAULT_MODEL, steps=steps or load_prompts(dataset).sd_steps, **fields)
     return StableDiffusionSource(config)
 

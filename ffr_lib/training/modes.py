@@ -7,7 +7,8 @@
   the whole stage-1 model; `order` gives the ablations of ECCV table 1 and `recipe` the biased
   or class-only pretraining sets of tables 2 and 5 (the authors' sizes, OFFICIAL_CODE.md).
 Real train split = make_biased(pool, ratio, seed); validation = make_biased(val pool, ratio,
-seed, floor=config.val_floor); test = the dataset's test set. Loaded worlds and synthetic sets are
+seed, floor=config.val_floor); test = the dataset's test set. With the loader option
+("splits", "official") the three are the authors' own splits at the run's ratio instead. Loaded worlds and synthetic sets are
 cached in-process, so a sweep does not re-render them for every run.
 """
 
@@ -62,10 +63,19 @@ def dataset_splits(dataset: str, data: tuple, root: str | None) -> DatasetSplits
     return load_dataset(dataset, root, **options)
 
 
+def real_options(data: tuple, ratio: float) -> tuple:
+    """The loader options of a run's real splits: the authors' splits ("splits", "official") are
+    fixed per ratio, so the ratio joins the options; ours are cut from the pools (unchanged)."""
+    return (*data, ("ratio", ratio)) if dict(data).get("splits") == "official" else data
+
+
 @lru_cache(maxsize=16)
 def biased_split(dataset: str, data: tuple, root: str | None, split: str, ratio: float, seed: int,
                  val_floor: int = VAL_FLOOR) -> GroupedImages:
-    """The real train or val split at `ratio` for `seed` (val keeps `val_floor` per group)."""
+    """The real train or val split at `ratio` for `seed` (val keeps `val_floor` per group); the
+    authors' split at `ratio` (the same for every seed) with ("splits", "official")."""
+    if dict(data).get("splits") == "official":
+        return getattr(dataset_splits(dataset, real_options(data, ratio), root), split)
     splits = dataset_splits(dataset, data, root)
     floor = val_floor if split == "val" else 1
     return make_biased(getattr(splits, split), ratio, seed, floor=floor, majority=splits.majority)
@@ -170,7 +180,7 @@ def compose(config: RunConfig, with_synthetic_test: bool = True) -> RunData:
     """Training sets of every stage, validation and test sets of a run."""
     config = config.canonical()
     root = data_root(config.dataset)
-    splits = dataset_splits(config.dataset, config.data, root)
+    splits = dataset_splits(config.dataset, real_options(config.data, config.ratio), root)
     real = biased_split(config.dataset, config.data, root, "train", config.ratio, config.seed)
     sup = support(splits)
     groups = tuple((int(y), int(b)) for y, b in zip(*np.nonzero(sup)))

@@ -9,6 +9,8 @@
 - paper-real: the authors' grid on CelebA-HQ, UTK-Face and SpuCo Animals: ResNet-50 at 224 px
   from ImageNet weights, lr {1e-4 .. 1e-7}, FFR stage 2 down to 1e-9 with and without frozen
   BN, 50 epochs (their code; the paper says 20), weight decay 1e-5, synthetic sets from disk.
+  paper-real-official: the same grid on the authors' own splits (their data/*.pkl, from
+  $FFR_SPLITS_DIR; ffr_lib.data.official_splits), the same for every seed.
 - quick-ablations / paper-ablations: notebook 03's ablations (ECCV tables 1, 2, 4, 5, 8, ICLR
   figure 5 and our regime map over the generator's knobs) on a tiny world on a CPU, and at the
   paper's scale (3 seeds) for a GPU job.
@@ -134,9 +136,10 @@ _register(Profile("paper-pilot", "the pilot that chose the paper grids' lr range
                   _paper_pilot()))
 
 
-def _paper_real() -> tuple[Grid, ...]:
+def _paper_real(official: bool = False) -> tuple[Grid, ...]:
+    data = (("size", 224),) + ((("splits", "official"),) if official else ())
     base = RunConfig(
-        model="resnet50", pretrained=True, data=(("size", 224),), epochs=50, batch_size=128,
+        model="resnet50", pretrained=True, data=data, epochs=50, batch_size=128,
         weight_decay=1e-5, generator="disk", pre_lr=1e-4,
     )
     lrs = (1e-4, 1e-5, 1e-6, 1e-7)
@@ -153,6 +156,8 @@ def _paper_real() -> tuple[Grid, ...]:
 
 
 _register(Profile("paper-real", "the authors' grid on the real datasets (ResNet-50, 224 px; GPUs)", _paper_real()))
+_register(Profile("paper-real-official", "paper-real on the authors' own splits ($FFR_SPLITS_DIR: their data/*.pkl)",
+                  _paper_real(official=True)))
 
 
 # -- FFR ablations (notebook 03): ECCV tables 1, 2, 4, 5, 8, ICLR figure 5 and our regime map -------
