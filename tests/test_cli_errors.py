@@ -81,8 +81,7 @@ KNOWN_DATASETS = "known: shapes-binary, shapes-animals, celeba-hq, utk-face, spu
 
 @pytest.mark.parametrize(("argv", "line"), [
     (["sweep", "--profile", "foo"],
-     "ffr sweep: --profile: unknown profile 'foo'; known: smoke, quick, paper, paper-real, quick-ablations, "
-     "paper-ablations"),
+     f"ffr sweep: --profile: unknown profile 'foo'; known: {', '.join(names.PROFILES)}"),
     (["sweep", "--executor", "foo"],
      "ffr sweep: --executor: unknown executor 'foo'; known: inprocess, packed, gpus, processes, slurm, dry"),
     (["sweep", "--dataset", "foo", "--executor", "dry"], f"ffr sweep: --dataset: unknown dataset 'foo'; {KNOWN_DATASETS}"),
@@ -90,7 +89,7 @@ KNOWN_DATASETS = "known: shapes-binary, shapes-animals, celeba-hq, utk-face, spu
      f"ffr generate: --dataset: unknown dataset 'foo'; {KNOWN_DATASETS}"),
     (["sweep", "--dataset", "celeba-hq"],
      "ffr sweep: --dataset celeba-hq: profile 'quick' is a grid on the embedded world (pool sizes, 32 px, small "
-     "CNNs); its options do not apply to celeba-hq; use a profile made for it: paper-real"),
+     "CNNs); its options do not apply to celeba-hq; use a profile made for it: paper-real, paper-real-official"),
     (["sweep", "--profile", "paper-real"],
      "ffr sweep: celeba-hq, spuco-animals, utk-face are read from $FFR_DATA_ROOT/<dataset>, and FFR_DATA_ROOT is "
      f"not set; expected celeba-hq: {names.REAL_LAYOUTS['celeba-hq']} (README: Real datasets)"),
@@ -109,8 +108,8 @@ def test_debug_shows_the_traceback():
         done = _ffr(*argv)
         assert done.returncode == 1
         assert done.stderr.startswith("Traceback (most recent call last):")
-        assert done.stderr.rstrip().endswith("UsageError: --profile: unknown profile 'foo'; known: smoke, quick, "
-                                             "paper, paper-real, quick-ablations, paper-ablations")
+        assert done.stderr.rstrip().endswith(f"UsageError: --profile: unknown profile 'foo'; known: "
+                                             f"{', '.join(names.PROFILES)}")
 
 
 def test_argparse_errors_are_one_line_too():
@@ -133,7 +132,8 @@ def test_a_dataset_of_the_other_kind_is_refused_with_the_reason(capsys, tmp_path
     line = _one_line(capsys, ["sweep", "--profile", "paper-real", "--dataset", "shapes-binary", "--executor", "dry"])
     assert line == ("ffr sweep: --dataset shapes-binary: profile 'paper-real' is a grid on the real datasets (224 px "
                     "ResNet-50 from ImageNet weights, synthetic sets from disk); its options do not apply to "
-                    "shapes-binary; use a profile made for it: smoke, quick, paper, quick-ablations, paper-ablations")
+                    "shapes-binary; use a profile made for it: smoke, quick, paper, paper-pilot, quick-ablations, "
+                    "paper-ablations")
     # a world dataset replaces the world profile's own
     assert main(["sweep", "--dataset", "shapes-animals", "--executor", "dry", "--results", str(tmp_path)]) == 0
     planned = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ")]

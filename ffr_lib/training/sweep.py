@@ -323,8 +323,8 @@ def sweep_numerics(executor: str, options: Mapping[str, Any]) -> Numerics | None
     if executor not in _EXECUTOR_DEVICE:
         return None
     device, threads = _EXECUTOR_DEVICE[executor]
-    return expected(options.get("device") or device, options.get("threads") or threads,
-                    options.get("compile_backend"))
+    device = options.get("device") or (options.get("devices") or [device])[0]
+    return expected(device, options.get("threads") or threads, options.get("compile_backend"))
 
 
 def run_sweep(
