@@ -46,7 +46,8 @@ def test_stage1_is_trained_once_for_every_stage2_run(tmp_path):
     configs = grid(replace(TINY, mode="ffr", pre_lr=1e-3), method=("erm", "groupdro", "resampling"),
                    lr=(1e-3, 1e-4)).configs()
     counts = count_trainings(configs)
-    assert counts == {"runs": 6, "nodes": 7, "trainings_with_reuse": 7, "trainings_without_reuse": 12, "dfr_fits": 0}
+    assert counts == {"runs": 6, "nodes": 7, "trainings_with_reuse": 7, "trainings_without_reuse": 12, "dfr_fits": 0,
+                      "trainings_staged": 7}
     summary = run_sweep(configs, str(tmp_path), progress=False, threads=1)
     assert summary["done"] == 7 and not summary["errors"]
     store = ResultStore(tmp_path)

@@ -386,6 +386,10 @@ def dry(plan: Plan, folder: str, progress: bool = True, **_: object) -> None:
         f"{plan.stored} stored, {plan.pending} to run; trainings {c.get('trainings_with_reuse', 0)} with reuse, "
         f"{c.get('trainings_without_reuse', 0)} without; {c.get('dfr_fits', 0)} DFR refits"
     )
+    if plan.deferred or c.get("trainings_staged", 0) != c.get("trainings_with_reuse", 0):
+        print(f"staged search: {c.get('trainings_staged', 0)} trainings with stage 2 only from the chosen stage-1 lr "
+              f"(instead of {c.get('trainings_with_reuse', 0)}); {plan.deferred} runs wait for that choice, "
+              "planned once their stage-1 runs have records")
     for k, phase in enumerate(plan.phases):
         print(f"phase {k}: {len(phase)} runs")
         for config in phase:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..numerics import Numerics, check_store, expected
 from ..results import ResultStore
+from . import staging
 from .config import RunConfig
 
 
@@ -95,11 +96,13 @@ def count_trainings(configs: Iterable[RunConfig]) -> dict[str, int]:
 
     runs = unique(configs)
     nodes = closure(runs).values()
+    staged = closure(staging.staged_count(runs)).values()
     return {
         "runs": len(runs),
         "nodes": len(nodes),
         "trainings_with_reuse": sum(c.trains for c in nodes),
         "trainings_without_reuse": sum(cost(c) for c in runs),
+        "trainings_staged": sum(c.trains for c in staged),  # stage 2 only from the chosen stage 1
         "dfr_fits": sum(not c.trains for c in nodes),
     }
 
@@ -112,21 +115,45 @@ class Plan:
     keep: frozenset[str]
     stored: int  # nodes of the closure already in the store
     counts: dict[str, int] = field(default_factory=dict)
+    deferred: int = 0  # runs waiting for their stage-1 lr to be chosen (staging.py); planned next round
 
     @property
     def pending(self) -> int:
         return sum(len(p) for p in self.phases)
 
 
+class _StoreRecords(Mapping):
+    """A store's records by hash, read on demand (staging.resolve asks for a few)."""
+
+    def __init__(self, store: ResultStore) -> None:
+        self.store = store
+
+    def __getitem__(self, key: str) -> dict:
+        return self.store.get(key)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.store.has(key)
+
+    def __iter__(self):
+        return iter(self.store.hashes())
+
+    def __len__(self) -> int:
+        return len(self.store.hashes())
+
+
 def make_plan(configs: Sequence[RunConfig], store: ResultStore, keep: Sequence[str] = ()) -> Plan:
-    """The pending runs of `configs` by phase; `keep`: more hashes whose checkpoints to keep."""
+    """The pending runs of `configs` by phase; `keep`: more hashes whose checkpoints to keep.
+    Staged search (staging.py): runs whose stage-1 lr is still to be chosen are deferred, and
+    their candidate stage-1 runs planned, until the store holds those runs' records."""
+    configs = unique(configs)
+    runnable, deferred, _ = staging.resolve(configs, _StoreRecords(store))
     done = store.hashes()
-    all_phases = phases(configs)
+    all_phases = phases(runnable)
     keep = needed_checkpoints(configs) | frozenset(keep)
     # a stored dependency whose checkpoint is gone is re-trained by its dependents on demand
     pending = [[c for c in p if c.hash not in done] for p in all_phases]
     stored = sum(len(p) for p in all_phases) - sum(len(p) for p in pending)
-    return Plan([p for p in pending if p], keep, stored, count_trainings(configs))
+    return Plan([p for p in pending if p], keep, stored, count_trainings(configs), len(deferred))
 
 
 def estimated_cost(config: RunConfig) -> float:
@@ -346,17 +373,27 @@ def run_sweep(
 
     store = ResultStore(folder)
     plan = make_plan(configs, store, keep)
+    first, outcomes = plan, []
     numerics = sweep_numerics(executor, options) if plan.pending else None
     if numerics is not None:
         check_store(store.records(), numerics, str(store.folder), allow_mixed_numerics)
-    outcomes = EXECUTORS[executor](plan, str(store.folder), progress=progress, **options)
-    if outcomes is not None and store.runs.is_dir():
+    while True:  # staged search: each round trains what is decided; the stage-1 choices come next
+        done = EXECUTORS[executor](plan, str(store.folder), progress=progress, **options)
+        if done is None:  # a dry run
+            break
+        outcomes += done
+        if not plan.deferred or not any(o["status"] in ("ok", "failed") for o in done):
+            break  # nothing waits, or nothing new was stored (a stage 1 that errors stays deferred)
+        plan = make_plan(configs, store, keep)
+        if not plan.pending:
+            break
+    if executor != "dry" and store.runs.is_dir():
         store.write_index()
-    outcomes = outcomes or []
     return {
-        **plan.counts,
-        "pending": plan.pending,
-        "stored_before": plan.stored,
+        **first.counts,
+        "pending": first.pending,
+        "deferred": plan.deferred,
+        "stored_before": first.stored,
         "done": sum(o["status"] == "ok" for o in outcomes),
         "failed": sum(o["status"] == "failed" for o in outcomes),
         "errors": [o for o in outcomes if o["status"] == "error"],
