@@ -1,7 +1,8 @@
 """Staged search: FFR's stage-1 learning rate is chosen on stage-1 validation before any stage 2
 is trained from it (as DomainBed and SubpopBench run a best-hyperparameter phase first).
 
-A grid that crosses FFR's stage-2 settings with several stage-1 lrs (`pre_lr`) would train
+A grid that crosses FFR's stage-2 settings with several stage-1 lrs (`pre_lr`; for the order
+2-then-1, the lrs of its first stage, None's ERM) would train
 every stage 2 from every stage 1, though selection keeps only the stage 2s of one stage 1
 (selection.restrict_stage1). Here such runs are *gated*: grouped by their stage-1 cell (the
 stage-1 run's config but its lr and seed), they wait until every candidate stage-1 run of the
@@ -23,10 +24,11 @@ from .selection import CHAINS, rank_settings
 
 
 def _two_stage(config: RunConfig) -> RunConfig | None:
-    """The FFR 1-2 run a config trains or refits (itself, or a DFR run's base), else None."""
+    """The two-stage FFR run (1-2 or 2-1) a config trains or refits (itself, or a DFR run's
+    base), else None."""
     c = config.canonical()
     two = c.base() if c.method == "dfr" else c
-    return two if two.mode == "ffr" and two.order == "1-2" else None
+    return two if two.mode == "ffr" and two.order in ("1-2", "2-1") else None
 
 
 def stage1_cell(config: RunConfig) -> str:

@@ -175,6 +175,15 @@ def sweep_command(
     elif executor == "slurm":
         options = {"cluster": cluster, "threads": threads}
     t0 = time.perf_counter()
+    if executor != "dry":  # runs a store another profile shares are copied, never trained again
+        from ..results import ResultStore
+        from ..tables import SHARES, import_records
+        from .sweep import closure
+
+        for other in SHARES.get(profile, ()):
+            copied = import_records(ResultStore(Path(results) / other), ResultStore(folder), list(closure(configs)))
+            if copied:
+                print(f"{profile}: {copied} records copied from {Path(results) / other} (the same runs)")
     summary = run_sweep(configs, str(folder), executor=executor, allow_mixed_numerics=allow_mixed_numerics, **options)
     if executor == "dry":
         return 0
