@@ -213,8 +213,9 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def _figures_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="quick", choices=["quick", "paper"], help="notebook profile: which stores "
-                   "(quick: results/quick, results/quick-ablations; paper: results/paper, results/paper-ablations)")
+    p.add_argument("--profile", default="quick", choices=["quick", "paper", "paper-v1"], help="notebook profile: which stores "
+                   "(quick: results/quick, results/quick-ablations; paper: results/paper, results/paper-ablations; "
+                   "paper-v1: results/paper-v1, the grid before the evidence protocol)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root")
     p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")
     p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks: 02, 03, 04, or claims "

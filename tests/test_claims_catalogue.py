@@ -53,7 +53,7 @@ def test_theorem1_check_finds_a_counterexample(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ROOT / "results" / "paper" / "runs").is_dir(), reason="committed results/paper absent")
+@pytest.mark.skipif(not (ROOT / "results" / "paper-v1" / "runs").is_dir(), reason="committed results/paper-v1 absent")
 def test_claims_csv_is_rebuilt_from_the_committed_stores(tmp_path):
     from ffr_lib.paper_figures.build import CLAIMS_META, build_claims
 

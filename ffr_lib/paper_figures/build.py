@@ -24,10 +24,11 @@ from .mitigation import NOTEBOOK_04
 NOTEBOOK_STEMS = {"02": "02_generation", "03": "03_ffr_ablations", "04": "04_mitigation_combinations"}
 ARTIFACTS = {"02": NOTEBOOK_02, "03": NOTEBOOK_03, "04": NOTEBOOK_04}
 # notebook profile -> notebook -> sweep profile whose store it reads (02 reads none)
-SWEEPS = {"quick": {"03": "quick-ablations", "04": "quick"}, "paper": {"03": "paper-ablations", "04": "paper"}}
+SWEEPS = {"quick": {"03": "quick-ablations", "04": "quick"}, "paper": {"03": "paper-ablations", "04": "paper"},
+          "paper-v1": {"04": "paper-v1"}}  # paper-v1: the grid before the evidence protocol
 CLAIMS_META = {"made_by": "`ffr figures` (ffr_lib.paper_figures.build.build_claims)", "profile": "every store"}
 # notebook profile -> builder options (the notebooks' parameters of the same name)
-OPTIONS = {"quick": {"table1_ratio": 0.99}, "paper": {"table1_ratio": 0.999}}
+OPTIONS = {"quick": {"table1_ratio": 0.99}, "paper": {"table1_ratio": 0.999}, "paper-v1": {"table1_ratio": 0.999}}
 
 
 def notebook_meta(notebook: str, profile: str) -> dict:
