@@ -186,6 +186,7 @@ def test_missing_synthetic_sets_fail_once_before_training(capsys, tmp_path, monk
      "ffr generate: --fidelity must be in [0, 1], got 2.0"),
     (["sweep", "--workers", "0"], "ffr sweep: --workers must be >= 1, got 0"),
     (["figures", "--only", "05"], "ffr figures: --only: unknown notebook '05'; known: 02, 03, 04"),
+    (["figures", "--only", "claims", "05"], "ffr figures: --only: unknown notebook '05'; known: 02, 03, 04"),
 ])
 def test_more_bad_arguments(capsys, argv, line):
     assert _one_line(capsys, argv) == line
