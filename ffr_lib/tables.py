@@ -117,6 +117,7 @@ class Results:
     selected: pd.DataFrame  # selected rows (all seeds of the chosen setting per cell), `config` column
     missing: tuple[str, ...]  # labels of the profile's runs without a record
     rule: str  # selection rule
+    runs: pd.DataFrame | None = None  # every record of the profile, before selection (selection report)
 
     def require(self, partial: bool = False) -> Results:
         """Self when every run has a record; with `partial`, also when some are missing (a GPU
@@ -170,7 +171,8 @@ def load_results(
     missing = tuple(label for c, label in zip(configs, labels(configs)) if not store.has(c.hash))
     frame = prepare(records_frame(records))
     selected = prepare(select(frame.drop(columns="config"), rule)) if len(frame) else frame
-    return Results(profile, folder, selected.reset_index(drop=True), missing, rule)
+    return Results(profile, folder, selected.reset_index(drop=True), missing, rule,
+                   frame.drop(columns="config") if len(frame) else frame)
 
 
 # -- arms ----------------------------------------------------------------------------------

@@ -199,5 +199,5 @@ def claims_table_03(results: Results, out: str | Path, meta: Mapping) -> Artifac
 
 NOTEBOOK_03 = ("eccv_table1_stage_order", "eccv_table2_pretraining", "eccv_table3_synthetic_test",
                "eccv_table4_corruption", "eccv_table5_prompts", "eccv_table8_vit", "iclr_figure5_scaling",
-               "ours_regime_map", "claims_03")
+               "ours_regime_map", "claims_03", "selection_03")
 __all__ = ["MODE_SPECS", "NOTEBOOK_03"]

@@ -116,4 +116,4 @@ def claims_table_04(results: Results, out: str | Path, meta: Mapping) -> Artifac
     return save(art, out, sidecar(results, None, meta, rule=RULE))
 
 
-NOTEBOOK_04 = ("eccv_figure3", "eccv_figure4", "iclr_table1", "claims_04")
+NOTEBOOK_04 = ("eccv_figure3", "eccv_figure4", "iclr_table1", "claims_04", "selection_04")
