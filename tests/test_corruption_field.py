@@ -62,5 +62,12 @@ def test_ablation_profiles_cover_every_table():
     assert knobs == {(fp, fid) for fp in (0.0, 0.3, 1.0) for fid in (0.0, 0.75, 1.0)}
     assert {c.seed for c in configs} == {0}
     paper = get_profile("paper-ablations").configs()
-    assert {c.seed for c in paper} == {0, 1, 2} and max(c.scale for c in paper) == 6.0
+    assert {c.seed for c in paper} == {0, 1, 2, 3, 4} and max(c.scale for c in paper) == 6.0
     assert {c.dataset for c in paper if c.order == "2-1"} == {"shapes-animals"}
+    kinds = {(c.mode, c.order, c.recipe, c.corruption, c.model) for c in paper}
+    for needed in [("ffr", "2-1", "balanced", 0, "resnet-small"), ("ffr", "1-2", "biased", 0, "resnet-small"),
+                   ("ffr", "1-2", "agnostic", 0, "resnet-small"), ("usb", "1-2", "balanced", 5, "resnet-small"),
+                   ("ffr", "1-2", "scaled", 0, "resnet-small"), ("ffr", "1-2", "balanced", 0, "vit-small")]:
+        assert needed in kinds, needed
+    shared = {c.hash for c in get_profile("paper").configs()}
+    assert {c.hash for c in paper if c.order == "2-1" or c.recipe in ("biased", "agnostic")} <= shared
