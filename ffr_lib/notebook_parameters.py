@@ -29,6 +29,7 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _INTERVAL = re.compile(rf"\bin\s*([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])")
 _BOUND = re.compile(rf"(?<![<>=!\-])(>=|<=|>|<)\s*({_NUMBER})(?![\w.])")
 _CHOICES = re.compile(r"^\s*([\w.+-]+(?:\s*\|\s*[\w.+-]+)+)\s*(?=:|\(|,|;|$)")
+_WORDS = re.compile(rf"\bat (least|most)\s+({_NUMBER})(?![\w.])")  # `at least 1`: no '=', which papermill
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _SIMPLE = {"int", "float", "bool", "str", "list", "dict", "tuple", "Any", "object", "None"}
 # a hint as nested tuples: ("int",), ("list", item), ("dict", key, value), ("tuple", item), ("union", a, b, ...)
@@ -156,7 +157,9 @@ class Parameter:
 
 def parse_comment(comment: str) -> tuple[tuple[str, ...], tuple[tuple[str, float], ...]]:
     """(choices, bounds) a parameter's comment states: `quick | paper: ...` -> ('quick', 'paper');
-    `... in [0.5, 1)` -> (('>=', 0.5), ('<', 1.0)); `(>= 1)` -> (('>=', 1.0),)."""
+    `... in [0.5, 1)` -> (('>=', 0.5), ('<', 1.0)); `(>= 1)` or `at least 1` -> (('>=', 1.0),).
+    Notebooks write `at least` / `at most`: papermill cannot parse a parameter line with a second
+    '=' (it warns and leaves the parameter out of `--help-notebook`)."""
     choices = ()
     match = _CHOICES.match(comment)
     if match:
@@ -166,6 +169,7 @@ def parse_comment(comment: str) -> tuple[tuple[str, ...], tuple[tuple[str, float
         bounds += [(">=" if lo_bracket == "[" else ">", float(lo)), ("<=" if hi_bracket == "]" else "<", float(hi))]
     rest = _INTERVAL.sub("", comment)
     bounds += [(op, float(num)) for op, num in _BOUND.findall(rest)]
+    bounds += [(">=" if word == "least" else "<=", float(num)) for word, num in _WORDS.findall(rest)]
     return choices, tuple(bounds)
 
 

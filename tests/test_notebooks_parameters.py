@@ -161,3 +161,26 @@ def test_unreadable_parameters_cells_are_named(tmp_path):
         assert str(info.value).startswith(message)
     nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), tmp_path / "01_x.ipynb")
     assert read_parameters(tmp_path / "01_x.ipynb") == {}  # no tagged cell: nothing declared
+
+
+def test_papermill_parses_every_parameter_and_at_least_is_a_bound():
+    """A parameter line with a second '=' (a `>=` in its comment) is one papermill cannot parse:
+    it warns on every run and leaves the parameter out of --help-notebook."""
+    import logging
+
+    from papermill.inspection import _infer_parameters
+    from papermill.iorw import load_notebook_node
+
+
+    for path in sorted(REPO_NOTEBOOKS.glob("*.ipynb")):
+        records = []
+        handler = logging.Handler()
+        handler.emit = records.append
+        logging.getLogger("papermill").addHandler(handler)
+        try:
+            inferred = _infer_parameters(load_notebook_node(str(path)))
+        finally:
+            logging.getLogger("papermill").removeHandler(handler)
+        assert not records, (path.name, [r.getMessage() for r in records])
+        assert {p.name for p in inferred} == set(read_parameters(path)), path.name
+    assert parse_comment("threads (at least 1), at most 8")[1] == ((">=", 1.0), ("<=", 8.0))
