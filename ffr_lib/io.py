@@ -18,6 +18,17 @@ from typing import Any
 import pandas as pd
 
 FIGURES = Path("figures")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def repo_relative(path: str | Path) -> str:
+    """`path` relative to the repository's root when inside it (`results/quick`, whichever folder
+    the caller runs in: a notebook's `../results/quick` is the same store), else absolute."""
+    full = Path(path).resolve()
+    try:
+        return full.relative_to(REPO).as_posix()
+    except ValueError:
+        return str(full)
 
 
 def _file_mode() -> int:

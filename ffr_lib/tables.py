@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .io import repo_relative
 from .results import ResultStore, aggregate, records_frame
 from .training.config import RunConfig, labels
 from .training.profiles import SD_LIKE, get_profile
@@ -135,7 +136,7 @@ class Results:
     def meta(self, rows: pd.DataFrame | None = None, **extra: object) -> dict:
         """Sidecar fields: profile, selection, config hashes and seeds of `rows` (default: all)."""
         rows = self.selected if rows is None else rows
-        return {"sweep_profile": self.profile, "results": str(self.folder), "selection": self.rule,
+        return {"sweep_profile": self.profile, "results": repo_relative(self.folder), "selection": self.rule,
                 "hashes": sorted(set(rows["hash"])) if len(rows) else [],
                 "seeds": sorted({int(s) for s in rows["seed"]}) if len(rows) else [], **extra}
 

@@ -99,3 +99,14 @@ def test_changes_to_figures_do_not_make_the_commit_dirty(tmp_path, monkeypatch):
     assert not git_commit(tmp_path / "figures").endswith("+dirty")
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path / "figures").endswith("+dirty")
+
+
+def test_a_store_is_named_the_same_from_any_folder(tmp_path, monkeypatch):
+    """A sidecar names a store relative to the repository: a notebook's '../results/quick' and the
+    CLI's 'results/quick' are one path, so the two producers write the same sidecar."""
+    from ffr_lib.io import REPO, repo_relative
+
+    assert repo_relative(REPO / "results" / "quick") == "results/quick"
+    monkeypatch.chdir(REPO / "notebooks")
+    assert repo_relative("../results/quick") == "results/quick"
+    assert repo_relative(tmp_path) == str(tmp_path.resolve())
