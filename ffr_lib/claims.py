@@ -277,7 +277,8 @@ def store_profiles(results_dir: str | Path) -> list[str]:
     """The sweep profiles with a store (a `runs/` folder) under `results_dir`, sorted."""
     from .training.profiles import PROFILES
 
-    return sorted(p for p in PROFILES.names() if (Path(results_dir) / p / "runs").is_dir())
+    return sorted(p for p in PROFILES.names()
+                  if any((Path(results_dir) / p / sub).is_dir() for sub in ("runs", "packs")))
 
 
 def judge_stores(claims: Sequence[Claim], results_dir: str | Path = "results",

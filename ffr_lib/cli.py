@@ -212,6 +212,26 @@ def sweep(args: argparse.Namespace) -> int:
                          args.allow_mixed_numerics)
 
 
+def _pack_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("stores", nargs="+", type=Path, metavar="STORE", help="results folders, e.g. results/paper")
+
+
+@command("pack", "move a store's loose run records into one compressed pack (what the repository commits)",
+         _pack_arguments)
+def pack(args: argparse.Namespace) -> int:
+    for store_dir in args.stores:
+        if not store_dir.is_dir():
+            raise UsageError(f"{store_dir}: no such results folder")
+    from .results import ResultStore
+
+    for store_dir in args.stores:
+        store = ResultStore(store_dir)
+        n = len(store.loose())
+        path = store.pack()
+        print(f"{store_dir}: {n} loose records packed into {path}" if path else f"{store_dir}: nothing loose to pack")
+    return 0
+
+
 def _figures_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick", choices=["quick", "paper", "paper-v1"], help="notebook profile: which stores "
                    "(quick: results/quick, results/quick-ablations; paper: results/paper, results/paper-ablations; "

@@ -3,15 +3,22 @@
 Store layout under one folder (e.g. `results/quick/`):
 - `runs/<hash>.json`: one record per finished run (ok or failed), written atomically and
   last, so a killed sweep leaves whole records or none; a sweep skips stored hashes;
+- `packs/<digest>.jsonl.gz`: records packed for the repository (`ffr pack`): one JSON record
+  a line, gzip at a fixed mtime (the same records give the same bytes), named by a digest of
+  their hashes; read as if they were loose records, a loose record winning over a packed one.
+  The paper-scale stores commit packs (~0.7 KB a record instead of ~4 KB of loose JSON);
 - `checkpoints/<hash>.pt`: final (best-epoch) weights of runs others depend on (FFR stage 1,
   the ERM bases of DFR), written atomically;
-- `runs.jsonl`: an index of all records, rewritten (atomically) at the end of each sweep.
+- `runs.jsonl`: an index of all records, rewritten (atomically) at the end of each sweep
+  (derived; git-ignored).
 Aggregation: `frame()` flattens records into one row per run; `aggregate` gives mean, std and
 a seeded percentile-bootstrap interval over seeds per cell.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Sequence
@@ -33,7 +40,9 @@ class ResultStore:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self.runs = self.folder / "runs"
+        self.packs = self.folder / "packs"
         self.checkpoints = self.folder / "checkpoints"
+        self._packed: dict[str, dict] | None = None  # hash -> record of every pack, read on first use
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.folder)!r})"
@@ -42,15 +51,29 @@ class ResultStore:
     def record_path(self, run_hash: str) -> Path:
         return self.runs / f"{run_hash}.json"
 
+    def packed(self) -> dict[str, dict]:
+        """Every packed record by hash (read once; `pack` refreshes it)."""
+        if self._packed is None:
+            self._packed = {}
+            for path in sorted(self.packs.glob("*.jsonl.gz")) if self.packs.is_dir() else ():
+                with gzip.open(path, "rt") as fh:
+                    for line in fh:
+                        if line.strip():
+                            record = json.loads(line)
+                            self._packed[record["hash"]] = record
+        return self._packed
+
     def has(self, run_hash: str) -> bool:
-        return self.record_path(run_hash).is_file()
+        return self.record_path(run_hash).is_file() or run_hash in self.packed()
 
     def get(self, run_hash: str) -> dict:
         path = self.record_path(run_hash)
         try:
             return json.loads(path.read_text())
         except FileNotFoundError:
-            raise KeyError(f"no record {run_hash} in {self.runs}") from None
+            if run_hash in self.packed():
+                return self.packed()[run_hash]
+            raise KeyError(f"no record {run_hash} in {self.runs} or {self.packs}") from None
 
     def write(self, record: dict) -> Path:
         """Store `record` (needs 'hash') atomically; replaces an older record of the same hash."""
@@ -59,8 +82,48 @@ class ResultStore:
         text = json.dumps(record, sort_keys=True, default=_jsonable)
         return atomic_write_text(self.record_path(record["hash"]), text + "\n")
 
-    def hashes(self) -> set[str]:
+    def loose(self) -> set[str]:
+        """Hashes of the records written since the last `pack`."""
         return {p.stem for p in self.runs.glob("*.json")} if self.runs.is_dir() else set()
+
+    def hashes(self) -> set[str]:
+        return self.loose() | set(self.packed())
+
+    def pack(self) -> Path | None:
+        """Move every loose record into one new pack (written atomically before the loose files
+        go, so a kill loses nothing: a record both loose and packed reads the same); None when
+        nothing is loose. A loose record replacing a packed one of the same hash drops the old."""
+        loose = sorted(self.loose())
+        if not loose:
+            return None
+        records = [self.get(h) for h in loose]
+        text = "".join(json.dumps(r, sort_keys=True, separators=(",", ":"), default=_jsonable) + "\n" for r in records)
+        buf = io.BytesIO()
+        with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as gz:
+            gz.write(text.encode())
+        digest = hashlib.sha1("".join(loose).encode()).hexdigest()[:12]
+        path = atomic_write_bytes(self.packs / f"{digest}.jsonl.gz", buf.getvalue())
+        replaced = set(loose) & set(self.packed())
+        if replaced:  # rewrite the older packs without the records now replaced
+            self._drop_from_packs(replaced, keep=path)
+        for h in loose:
+            self.record_path(h).unlink()
+        self._packed = None
+        return path
+
+    def _drop_from_packs(self, hashes: set[str], keep: Path) -> None:
+        for old in sorted(self.packs.glob("*.jsonl.gz")):
+            if old == keep:
+                continue
+            with gzip.open(old, "rt") as fh:
+                lines = [line for line in fh if line.strip() and json.loads(line)["hash"] not in hashes]
+            buf = io.BytesIO()
+            with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9, mtime=0) as gz:
+                gz.write("".join(lines).encode())
+            if lines:
+                atomic_write_bytes(old, buf.getvalue())
+            else:
+                old.unlink()
 
     def records(self) -> list[dict]:
         """All records, sorted by hash (a stable order)."""

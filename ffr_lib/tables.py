@@ -100,8 +100,7 @@ def import_records(source: ResultStore, target: ResultStore, hashes: Sequence[st
     copied = 0
     for h in sorted(set(hashes)):
         if source.has(h) and not target.has(h):
-            target.runs.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source.record_path(h), target.record_path(h))
+            target.write(source.get(h))  # loose in the target, whether the source's is loose or packed
             copied += 1
             if source.checkpoint_path(h).is_file() and not target.checkpoint_path(h).is_file():
                 target.checkpoints.mkdir(parents=True, exist_ok=True)

@@ -59,4 +59,4 @@ def test_claims_csv_is_rebuilt_from_the_committed_stores(tmp_path):
 
     art = build_claims(ROOT / "results", tmp_path, CLAIMS_META, ROOT / "figures")
     assert (tmp_path / "claims.csv").read_bytes() == (ROOT / "figures" / "claims.csv").read_bytes()
-    assert set(art.table["store"]) >= {"paper", "quick", "quick-ablations", "saliency", C.THEORY_STORE}
+    assert set(art.table["store"]) >= {"paper-v1", "quick", "quick-ablations", "saliency", C.THEORY_STORE}

@@ -141,3 +141,40 @@ def test_stage1_lr_is_chosen_first_on_the_stage1_runs():
     # without the stage-1 records the choice is joint
     joint = select(records_frame([r for r in records if r["config"]["order"] == "1-2"]), "val_worst_group")
     assert joint["pre_lr"].unique().tolist() == [1e-4]
+
+
+def test_a_packed_store_reads_as_the_loose_one_and_packs_byte_stably(tmp_path):
+    """`pack` moves loose records into one gzip pack: the store then answers has/get/hashes/
+    records/frame exactly as before; the same records give the same pack bytes; a record
+    written again after packing (a rerun) wins, and a second pack drops the replaced one."""
+    records = load_jsonl(FIXTURE)
+    a, b = ResultStore(tmp_path / "a"), ResultStore(tmp_path / "b")
+    for store in (a, b):
+        for r in records:
+            store.write(r)
+    before = a.records()
+    pa, pb = a.pack(), b.pack()
+    assert pa.read_bytes() == pb.read_bytes() and pa.name == pb.name
+    assert a.loose() == set() and not list(a.runs.glob("*.json"))
+    assert a.records() == before and a.hashes() == {r["hash"] for r in records}
+    assert ResultStore(tmp_path / "a").frame().equals(records_frame(before))
+    assert a.pack() is None  # nothing loose
+    changed = {**records[0], "status": "failed"}
+    a.write(changed)
+    assert ResultStore(tmp_path / "a").get(changed["hash"])["status"] == "failed"  # loose wins
+    second = a.pack()
+    fresh = ResultStore(tmp_path / "a")
+    assert fresh.get(changed["hash"])["status"] == "failed" and len(fresh.records()) == len(records)
+    assert sorted(p.name for p in a.packs.iterdir()) == sorted({pa.name, second.name})
+
+
+def test_ffr_pack_packs_and_refuses_a_missing_folder(tmp_path, capsys):
+    from ffr_lib.cli import main
+
+    store = ResultStore(tmp_path / "s")
+    for r in load_jsonl(FIXTURE)[:3]:
+        store.write(r)
+    assert main(["pack", str(tmp_path / "s")]) == 0
+    assert "3 loose records packed" in capsys.readouterr().out
+    assert main(["pack", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip().endswith("nope: no such results folder")
