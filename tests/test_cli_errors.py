@@ -284,3 +284,14 @@ def test_labels_show_what_sets_runs_apart():
 
 def test_usage_error_is_one_line():
     assert str(UsageError("a\nb")) == "a b"
+
+
+def test_a_sweep_sliced_by_mode_keeps_those_modes_and_their_dependencies(tmp_path, capsys):
+    from ffr_lib.cli import main as ffr
+
+    assert ffr(["sweep", "--profile", "paper", "--executor", "dry", "--dataset", "shapes-binary", "--ratio", "0.999",
+                "--mode", "none", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "60 runs in the grid" in out and " usb/" not in out and " ffr" not in out
+    assert ffr(["sweep", "--profile", "paper", "--executor", "dry", "--mode", "foo"]) == 2
+    assert capsys.readouterr().err == "ffr sweep: --mode: unknown mode 'foo'; known: none, usb, asb, ffr\n"

@@ -135,8 +135,11 @@ def sweep_command(
     devices: list[str] | None = None,
     allow_mixed_numerics: bool = False,
     debug: bool = False,
+    modes: list[str] | None = None,
 ) -> int:
     chosen = check_arguments(profile, datasets, executor, threads, workers, compile_backend, devices)
+    for mode in modes or ():
+        names.check_name("mode", mode, names.MODES, "--mode")
     if executor != "dry":  # a dry run prints the plan, which needs no data
         check_data_roots(chosen)
 
@@ -151,6 +154,8 @@ def sweep_command(
         if missing:
             raise UsageError(f"--ratio {missing}: profile {profile!r} has ratios {have}")
         configs = [c for c in configs if c.ratio in ratios]
+    if modes:  # a slice by mode (its dependencies come along in the plan's closure)
+        configs = [c for c in configs if c.canonical().mode in modes]
     if executor != "dry":
         check_synthetic_sets(*synthetic_sets_on_disk(configs))
     folder = Path(results) / profile
