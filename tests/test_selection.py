@@ -90,3 +90,13 @@ def test_the_report_shows_stage1_rows_and_whether_a_bottom_edge_is_the_stage1_mo
     assert (stage1["mode"], stage1["chosen"], stage1["edge"]) == ("ffr[1]", 3e-3, "top")
     two = report[(report["hyperparameter"] == "lr") & (report["mode"] == "ffr")].iloc[0]
     assert (two["chosen"], two["edge"], two["stage1_val_wa"]) == (1e-5, "bottom", 0.8)
+
+
+def test_a_staged_store_still_reports_the_stage1_choice_over_every_candidate():
+    """After a staged sweep the two-stage runs all start from the chosen stage 1; the report
+    still shows the stage-1 lr against every candidate it was chosen from."""
+    rows = (_stage1(3e-4, [0.6, 0.6]) + _stage1(1e-3, [0.8, 0.8]) + _stage1(3e-3, [0.7, 0.7])
+            + _ffr(1e-4, 1e-3, [0.8, 0.8]) + _ffr(1e-5, 1e-3, [0.7, 0.7]))
+    report = selection_report(_frame(rows))
+    stage1 = report[report["hyperparameter"] == "pre_lr"].iloc[0]
+    assert (stage1["chosen"], stage1["candidates"], stage1["edge"]) == (1e-3, "0.0003 0.001 0.003", "")

@@ -206,11 +206,10 @@ def selection_report(df: pd.DataFrame, rule: str = "val_worst_group") -> pd.Data
     if "degenerate" not in df.columns:
         df = df.assign(degenerate=False)
     stage1 = stage1_rows(df)
-    if not stage1.empty and "pre_lr" in df.columns:  # the stage-1 lrs two-stage runs start from
+    if not stage1.empty and "pre_lr" in df.columns:  # every stage-1 lr of the cells two-stage runs start in
         cols = stage1_cell_columns(df)
-        twos = df[two_stage(df)]
-        allowed = set(zip(_key(twos, cols), twos["pre_lr"].astype(float).round(15)))
-        stage1 = stage1[[k in allowed for k in zip(_key(stage1, cols), stage1["lr"].astype(float).round(15))]]
+        cells = set(_key(df[two_stage(df)], cols))
+        stage1 = stage1[_key(stage1, cols).isin(cells)]
     if not stage1.empty:
         ranked = rank_settings(stage1, stage1_cell_columns(df), chain, tuned=("lr",))
         for cell, part in ranked.groupby("_cell", sort=True):
