@@ -40,9 +40,10 @@ from _common import RESULTS, machine_info, write_json
 
 from ffr_lib.data.splits import VAL_FLOOR, biased_counts
 from ffr_lib.generation.recipes import Recipe, synthetic_counts, usb_counts
+from ffr_lib.sweeps.grids import unique
+from ffr_lib.sweeps.plan import closure
+from ffr_lib.sweeps.profiles import get_profile
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import get_profile
-from ffr_lib.training.sweep import closure, unique
 
 SYNTHETIC = "synthetic"
 REPO = Path(__file__).resolve().parents[1]

@@ -30,10 +30,12 @@ from pathlib import Path
 from _common import RESULTS, machine_info, table, write_json
 from grid_breakdown import load_records
 
+from ffr_lib.sweeps.grids import unique
+from ffr_lib.sweeps.plan import closure
+from ffr_lib.sweeps.profiles import get_profile
+from ffr_lib.sweeps.schedule import estimated_cost
+from ffr_lib.sweeps.staging import staged_count
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import get_profile
-from ffr_lib.training.staging import staged_count
-from ffr_lib.training.sweep import closure, estimated_cost, unique
 
 REFERENCE_MODEL = "resnet-small"
 

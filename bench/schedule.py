@@ -27,9 +27,11 @@ from _common import RESULTS, machine_info, table, write_json
 
 from ffr_lib.analysis.saliency_study import study_configs
 from ffr_lib.results import ResultStore
+from ffr_lib.sweeps.plan import make_plan
+from ffr_lib.sweeps.profiles import SD_LIKE
+from ffr_lib.sweeps.schedule import simulate
+from ffr_lib.sweeps.sweep import run_sweep
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import SD_LIKE
-from ffr_lib.training.sweep import make_plan, run_sweep, simulate
 
 NOTEBOOK_05_QUICK = RunConfig(dataset="shapes-binary", ratio=0.99, epochs=20, width=16, lr=1e-3, pre_lr=1e-3,
                               **SD_LIKE)

@@ -38,7 +38,7 @@ PROFILE_DATASETS = {
     "paper-real": ("celeba-hq", "spuco-animals", "utk-face"),
     "paper-real-official": ("celeba-hq", "spuco-animals", "utk-face"),
     "quick-ablations": ("shapes-binary",),
-    "paper-ablations": ("shapes-animals", "shapes-binary"),
+    "paper-ablations": ("shapes-binary",),
 }
 PROFILES = tuple(PROFILE_DATASETS)
 EXECUTORS = ("inprocess", "packed", "gpus", "processes", "slurm", "dry")

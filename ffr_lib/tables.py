@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from .results import ResultStore, aggregate, records_frame
+from .sweeps.plan import closure
+from .sweeps.profiles import SD_LIKE, get_profile
+from .sweeps.selection import select
 from .training.config import RunConfig, labels
-from .training.profiles import SD_LIKE, get_profile
-from .training.selection import select
-from .training.sweep import closure
 
 Spec = Mapping[str, object]
 METRICS = ("test_wa", "test_ba")
@@ -112,7 +112,7 @@ def import_records(source: ResultStore, target: ResultStore, hashes: Sequence[st
 class Results:
     """A profile's selected runs, ready to be sliced into arms."""
 
-    profile: str  # sweep profile (ffr_lib.training.profiles)
+    profile: str  # sweep profile (ffr_lib.sweeps.profiles)
     folder: Path  # its store
     selected: pd.DataFrame  # selected rows (all seeds of the chosen setting per cell), `config` column
     missing: tuple[str, ...]  # labels of the profile's runs without a record
@@ -159,7 +159,7 @@ def load_results(
     for other in SHARES.get(profile, ()):
         import_records(ResultStore(Path(results) / other), store, list(nodes))
     if run_missing and any(not store.has(c.hash) for c in configs):
-        from .training.sweep import run_sweep
+        from .sweeps.sweep import run_sweep
 
         pool = {"executor": "processes", "workers": workers} if workers > 1 else {"executor": "inprocess"}
         summary = run_sweep(configs, str(folder), progress=progress, device="cpu", threads=threads, **pool)

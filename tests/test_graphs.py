@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ffr_lib.sweeps.profiles import TINY_WORLD
 from ffr_lib.training.config import RunConfig
 from ffr_lib.training.graphs import StepGraph
 from ffr_lib.training.loop import train_stage
@@ -19,7 +20,6 @@ from ffr_lib.training.methods import GroupDRO
 from ffr_lib.training.models import build_model
 from ffr_lib.training.modes import compose
 from ffr_lib.training.packing import PackMember, train_packed
-from ffr_lib.training.profiles import TINY_WORLD
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 
 from ..data.splits import PAPER_RATIOS, WORLD_VAL_FLOOR
 from ..registry import Registry
-from .config import RunConfig
-from .sweep import Grid, grid, unique
+from ..training.config import RunConfig
+from .grids import Grid, grid, unique
 
 
 @dataclass(frozen=True)

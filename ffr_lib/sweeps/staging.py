@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..results import records_frame
-from .config import RunConfig
+from ..training.config import RunConfig
 from .selection import CHAINS, rank_settings
 
 

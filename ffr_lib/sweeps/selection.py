@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..registry import Registry
-from .config import TUNED, RunConfig
+from ..training.config import TUNED, RunConfig
 
 Selection = Callable[[pd.DataFrame], pd.DataFrame]
 SELECTIONS: Registry[Selection] = Registry("selection")
