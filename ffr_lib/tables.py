@@ -24,8 +24,9 @@ import pandas as pd
 from .results import ResultStore, aggregate, records_frame
 from .sweeps.plan import closure
 from .sweeps.profiles import SD_LIKE, get_profile
-from .sweeps.selection import select
+from .sweeps.selection import HP_PREFIX, select
 from .training.config import RunConfig, labels
+from .training.methods import legacy_fields
 
 Spec = Mapping[str, object]
 METRICS = ("test_wa", "test_ba")
@@ -65,14 +66,17 @@ def mode_arms(method: str = "erm", stage1: bool = False, **extra: object) -> dic
 
 # -- loading -------------------------------------------------------------------------------
 def config_of(row: Mapping) -> RunConfig:
-    """The RunConfig of one flattened record row (`data` is stored as JSON)."""
-    names = {f.name for f in fields(RunConfig)}
-    d = {k: row[k] for k in names if k in row and k != "data"}
+    """The RunConfig of one flattened record row (`data` is stored as JSON, a method's
+    hyperparameters as hp_<name> columns, GroupDRO's step as `dro_step`)."""
+    names = {f.name for f in fields(RunConfig)} - {"data", "hparams"}
+    d = {k: row[k] for k in (*names, *legacy_fields()) if k in row}
     d = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in d.items()}
     if "corruption" in d:
         d["corruption"] = int(d["corruption"] or 0)
-    d["data"] = tuple((k, v) for k, v in json.loads(row.get("data", "[]")))
-    return RunConfig(**d)
+    d["data"] = json.loads(row.get("data", "[]"))
+    d["hparams"] = {k.removeprefix(HP_PREFIX): v for k, v in row.items()
+                    if k.startswith(HP_PREFIX) and not (isinstance(v, float) and np.isnan(v))}
+    return RunConfig.from_dict({k: v for k, v in d.items() if v is not None or k not in legacy_fields()})
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
@@ -82,7 +86,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.assign(config=pd.Series(dtype=object))
     frame = frame.copy()
     for f in fields(RunConfig):
-        if f.name == "data":
+        if f.name in ("data", "hparams"):  # JSON, and hp_<name> columns
             continue
         if f.name not in frame.columns:
             frame[f.name] = f.default

@@ -29,7 +29,7 @@ TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=2, width=8, batch_size=64)
 def test_groupdro_updates_q_in_place_with_the_same_values():
     groups = torch.tensor([0, 0, 1, 2])
     losses = torch.tensor([0.5, 0.7, 2.0, 1.0])
-    rule = GroupDRO(groups, 3, dro_step=0.1)
+    rule = GroupDRO(groups, 3, {"step": 0.1})
     q = rule.q
     for _ in range(3):
         rule.reduce(losses, groups)

@@ -1,5 +1,7 @@
 """Grids: the product of (field -> values) axes over a base RunConfig, canonicalised and
-deduplicated by hash. A profile (profiles.py) is a union of grids."""
+deduplicated by hash. A profile (profiles.py) is a union of grids. Each run is crossed with its
+method's search space (methods.base.HParam.search), except the hyperparameters the base or an
+axis sets (`hparams`): a profile overrides a method's search space by setting them."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..training.config import RunConfig
+from ..training.methods import search_space
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,12 @@ class Grid:
         if unknown:
             raise ValueError(f"Grid axes name unknown RunConfig field(s): {', '.join(unknown)}")
         values = [tuple(v) for _, v in self.axes]
-        return [replace(self.base, **dict(zip(names, combo))) for combo in itertools.product(*values)]
+        out = []
+        for combo in itertools.product(*values):
+            c = replace(self.base, **dict(zip(names, combo)))
+            # the method's search space, but for the hyperparameters the base or an axis sets
+            out += [replace(c, hparams=tuple(setting.items())) for setting in search_space(c.method, dict(c.hparams))]
+        return out
 
 
 def grid(base: RunConfig, **axes: Sequence[Any]) -> Grid:
