@@ -2,7 +2,7 @@
 paper's), JTT and AFR (label-free: no group labels in training). Each entry holds its training
 hooks and its hyperparameters with defaults and search space (base.py says how)."""
 
-from . import dfr, erm, groupdro, resampling  # noqa: F401 - each registers its method
+from . import dfr, erm, groupdro, jtt, resampling  # noqa: F401 - each registers its method
 from .base import (
     METHODS,
     HParam,
@@ -18,7 +18,8 @@ from .base import (
 from .dfr import DFR
 from .erm import ERM
 from .groupdro import GroupDRO
+from .jtt import JTT
 from .resampling import Resampling
 
-__all__ = ["DFR", "ERM", "METHODS", "GroupDRO", "HParam", "Method", "RefitResult", "Resampling", "group_ids",
+__all__ = ["DFR", "ERM", "METHODS", "GroupDRO", "HParam", "JTT", "Method", "RefitResult", "Resampling", "group_ids",
            "known_hparams", "legacy_fields", "make_method", "resolve", "search_space"]
