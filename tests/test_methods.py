@@ -11,8 +11,8 @@ from ffr_lib.training.methods.dfr import _predict, balanced_subsample, fit_dfr
 
 
 def test_registry_lists_known_methods():
-    assert set(METHODS.names()) == {"erm", "groupdro", "resampling", "dfr", "jtt"}
-    with pytest.raises(KeyError, match="known: dfr, erm, groupdro, jtt, resampling"):
+    assert set(METHODS.names()) == {"erm", "groupdro", "resampling", "dfr", "jtt", "afr"}
+    with pytest.raises(KeyError, match="known: afr, dfr, erm, groupdro, jtt, resampling"):
         METHODS["lff"]
     with pytest.raises(ValueError, match="does not train"):
         make_method("dfr", torch.zeros(3, dtype=torch.int64), 1)
