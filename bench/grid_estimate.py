@@ -10,7 +10,7 @@ the size of its last stage's training set relative to the real split: real 1, US
 model from the reference records (`--records`: a store folder or a .tgz of records; each
 record's `seconds` is its share of its pack's data, start and training plus its own evaluation
 and write, so their sum is the device's busy time): sum of seconds / sum of work over the
-records that trained. A DFR refit costs the median of the reference's refits. A model without
+records that trained. A refit (DFR, AFR) costs the median of the reference's DFR refits. A model without
 reference records takes the small ResNet's rate and is marked imputed. A profile's trainings are
 those a staged sweep trains (stage 2 only from the chosen stage-1 lr: `staging.staged_count`);
 each process adds `--overhead` seconds (start, world rendering, compiling; the records hold it
@@ -110,7 +110,7 @@ def main() -> None:
                  "refits": sum(r["refits"] for r in results.values()),
                  "work": round(sum(r["work"] for r in results.values())), "minutes": round(total), "imputed": ""})
     device = f"H100 (reference / {args.to_h100:.2f})" if args.to_h100 else "the reference's device"
-    table(rows, ["profile", ("trainings", "trainings (staged)"), ("refits", "DFR refits"),
+    table(rows, ["profile", ("trainings", "trainings (staged)"), ("refits", "refits (DFR, AFR)"),
                  ("work", "work (epoch-sets)"), ("minutes", f"minutes on {device}"), ("imputed", "rate imputed for")])
     print("rates (s per unit of work): " + ", ".join(f"{m} {r:.4f} ({based_on[m]} runs)" for m, r in rate.items())
           + f"; DFR refit {refit:.2f} s")

@@ -35,6 +35,7 @@ PROFILE_DATASETS = {
     "paper": ("shapes-animals", "shapes-binary"),
     "paper-pilot": ("shapes-animals", "shapes-binary"),
     "paper-v1": ("shapes-animals", "shapes-binary"),
+    "paper-labelfree": ("shapes-binary",),
     "paper-real": ("celeba-hq", "spuco-animals", "utk-face"),
     "paper-real-official": ("celeba-hq", "spuco-animals", "utk-face"),
     "quick-ablations": ("shapes-binary",),

@@ -31,7 +31,7 @@ from .training.methods import legacy_fields
 Spec = Mapping[str, object]
 METRICS = ("test_wa", "test_ba")
 # stores whose records another profile may reuse (same hash = same work): copied, never re-trained
-SHARES = {"quick-ablations": ("quick",), "paper-ablations": ("paper",)}
+SHARES = {"quick-ablations": ("quick",), "paper-ablations": ("paper",), "paper-labelfree": ("paper",)}
 
 BASE: dict = {"model": "resnet-small", "corruption": 0, "recipe": "balanced", "scale": 1.0, **SD_LIKE}
 MODE_SPECS: dict[str, dict] = {

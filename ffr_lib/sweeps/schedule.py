@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..training.config import RunConfig
+from ..training.methods import METHODS
 from .plan import Plan
 
 
@@ -15,13 +16,14 @@ def estimated_cost(config: RunConfig) -> float:
     """A run's own training work in epochs over its real training split, to order runs only
     (set sizes are known once the run composes its data): real 1, USB 2 (every group topped up to
     the largest, twice the real set at high ratios with two scenes a class), the synthetic set 1
-    (recipe 'scaled': scale), ASB the real set plus the synthetic one; a DFR refit 0."""
+    (recipe 'scaled': scale), ASB the real set plus the synthetic one; a refit (DFR, AFR) 0. A
+    method's reference model (JTT's identification) adds its epochs on the same set."""
     if not config.trains:
         return 0.0
     synthetic = config.scale if config.recipe == "scaled" else 1.0
     last = config.stages[-1]
     size = {"real": 1.0, "usb": 2.0, "synthetic": synthetic, "asb": 1.0 + synthetic}[last]
-    return config.epochs * size
+    return (config.epochs + METHODS[config.method].reference_epochs(dict(config.hparams))) * size
 
 
 class ReadyQueue:
