@@ -133,7 +133,8 @@ def test_a_dataset_of_the_other_kind_is_refused_with_the_reason(capsys, tmp_path
     line = _one_line(capsys, ["sweep", "--profile", "paper-real", "--dataset", "shapes-binary", "--executor", "dry"])
     assert line == ("ffr sweep: --dataset shapes-binary: profile 'paper-real' is a grid on the real datasets (224 px "
                     "ResNet-50 from ImageNet weights, synthetic sets from disk); its options do not apply to "
-                    "shapes-binary; use a profile made for it: smoke, quick, paper, paper-pilot, paper-v1, quick-ablations, "
+                    "shapes-binary; use a profile made for it: smoke, quick, paper, paper-pilot, paper-v1, paper-labelfree, "
+                        "quick-ablations, "
                     "paper-ablations")
     # a world dataset replaces the world profile's own
     assert main(["sweep", "--dataset", "shapes-animals", "--executor", "dry", "--results", str(tmp_path)]) == 0
