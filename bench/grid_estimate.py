@@ -4,7 +4,7 @@ estimate, not a measurement: issue #21's evidence runs record the real one.
     python bench/grid_estimate.py --records bench/results/records_r0.999_compose_ahead_h200.tgz \\
         --profiles paper paper-ablations --to-h100 0.92
 
-Model. A training's GPU seconds are proportional to its work, `sweep.estimated_cost` (epochs x
+Model. A training's GPU seconds are proportional to its work, `sweeps.schedule.estimated_cost` (epochs x
 the size of its last stage's training set relative to the real split: real 1, USB 2, synthetic
 1 or the recipe's scale, ASB 1 + that). The rate, seconds per unit of work, is measured per
 model from the reference records (`--records`: a store folder or a .tgz of records; each

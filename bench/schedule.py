@@ -7,10 +7,10 @@ The runs are notebook 05's under its quick defaults (shapes-binary at 0.99, the 
 width 16, 20 epochs, SD_LIKE generator): None, USB, ASB and FFR, whose stage 1 is a run of its
 own. Both orders train into empty stores in temporary folders, one after the other:
 - `phases`: the plan's phases one after another, each through the `processes` executor (what
-  the executor did before sweep.ReadyQueue: a phase starts when the previous one has finished);
+  the executor did before sweeps.schedule.ReadyQueue: a phase starts when the previous one has finished);
 - `dependency order`: one `processes` sweep, ReadyQueue starting each run once its dependencies
   are done, the longest chain of estimated work first.
-Each row also gives the makespan that sweep.simulate predicts from the estimated costs (epochs x
+Each row also gives the makespan that sweeps.schedule.simulate predicts from the estimated costs (epochs x
 relative set size), and the script checks that both orders wrote the same records. Writes
 bench/results/schedule_<device>.json.
 """

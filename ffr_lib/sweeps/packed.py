@@ -66,7 +66,7 @@ def _prefetch_order(plans: Sequence[Plan], max_pack: int) -> list[RunConfig]:
 
 
 # runs a pack at most: on an H100, 8 small-ResNet runs side by side train 304,000 images/s and
-# 32 train 266,000 (bench/pack_sizes.py; more runs contend for the GPU), so a cell's 18 or 27
+# 32 train 266,000 (bench/studies/pack_sizes.py; more runs contend for the GPU), so a cell's 18 or 27
 # runs go as packs of 9
 MAX_PACK = 9
 

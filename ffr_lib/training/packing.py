@@ -11,7 +11,7 @@ kernels), for any architecture, and the members' sets may differ in size (a run 
 batches simply stops launching earlier in the epoch).
 
 An earlier version widened K copies of the network into one K-group convolutional network; on
-an H100 it was slower (`bench/pack_streams.py`: 294,000 images/s for 32 runs against 325,000 on
+an H100 it was slower (`bench/studies/pack_streams.py`: 294,000 images/s for 32 runs against 325,000 on
 32 streams, and 345,000 with 8 runs on 8 streams), cost a cuDNN autotuning pass for every new
 pack size, and could not pack attention models. Sharing 8 streams among the runs (CUDA's
 default number of hardware queues) was slower again: a stream carrying 2 of 9 runs makes every
