@@ -70,3 +70,28 @@ def test_claim_l_is_judged_on_a_store_of_label_free_runs():
     assert rows.loc["FFR+JTT > None+JTT", "effect"] == 5.0 and rows.loc["FFR+JTT > None+JTT", "cells"] == 2
     assert rows.loc["FFR+AFR > None+AFR", "effect"] == -5.0
     assert set(table["claim_verdict"]) == {"not supported"} and set(table["paper_ref"]) == {P.OURS}
+
+
+def test_a_staged_sweep_of_ffr_with_jtt_and_afr(tmp_path):
+    """FFR + JTT and FFR + AFR from two stage-1 lrs on the tiny world: the sweep trains both
+    stage-1 candidates, chooses one, then JTT and AFR's ERM base and refit from it only."""
+    from dataclasses import replace
+
+    from ffr_lib.results import ResultStore
+    from ffr_lib.sweeps.grids import grid
+    from ffr_lib.sweeps.profiles import TINY_WORLD
+    from ffr_lib.sweeps.sweep import run_sweep
+
+    base = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64, mode="ffr", fingerprint=0.3,
+                     hparams={"id_epochs": 1, "upweight": 20.0, "gamma": 4.0, "reg": 0.0})
+    configs = grid(base, method=LABEL_FREE, pre_lr=(1e-3, 3e-3)).configs()
+    assert len(configs) == 4
+    summary = run_sweep(configs, str(tmp_path), progress=False, threads=1)
+    assert not summary["errors"] and summary["failed"] == 0 and summary["deferred"] == 0
+    store = ResultStore(tmp_path)
+    chosen = {c.pre_lr for c in configs if store.has(c.hash)}
+    assert len(chosen) == 1  # stage 2 only from the chosen stage-1 lr
+    # 2 stage-1 runs, then JTT, AFR and AFR's ERM base from the chosen one
+    assert len(store.hashes()) == 2 + 3
+    afr = next(c for c in configs if c.method == "afr" and c.pre_lr in chosen)
+    assert store.get(afr.hash)["base"] == replace(afr, method="erm").canonical().hash
