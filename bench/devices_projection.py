@@ -4,7 +4,7 @@ from one device's run records (no GPU needed). A projection, not a measurement.
     python bench/devices_projection.py bench/results/records_r0.999_compose_ahead_h200.tgz \\
         --profile paper --like-ratio 0.999 --devices 1 2 3 4 8 --overhead 100
 
-The multi-device executor cuts the plan into independent groups (`ffr_lib.training.sweep.
+The multi-device executor cuts the plan into independent groups (`ffr_lib.sweeps.schedule.
 work_groups`: a run with what it depends on and with every run it may share a pack with) and
 gives the largest group still waiting to the first free worker. A record says how long its run
 took on the device that trained it (`seconds`: its share of its pack's data, start and training
@@ -30,9 +30,10 @@ from _common import RESULTS, machine_info, table, write_json
 from grid_breakdown import load_records
 
 from ffr_lib.results import ResultStore
+from ffr_lib.sweeps.plan import Plan, make_plan
+from ffr_lib.sweeps.profiles import get_profile
+from ffr_lib.sweeps.schedule import work_groups
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import get_profile
-from ffr_lib.training.sweep import Plan, make_plan, work_groups
 
 
 def group_seconds(groups: list[Plan], records: list[dict], like_ratio: float | None) -> tuple[list[float], dict]:

@@ -10,7 +10,7 @@ temporary folder (the committed figures are never touched); `fresh` also points 
 and 05 at an empty results folder, so they train every run of their stores (quick-ablations,
 quick, saliency), `committed` leaves them on results/ (nothing to train). --sweep runs
 `ffr sweep` into <results>/<profile> (default outputs/bench/sweep-<profile>-<time>, kept).
-Counts: `ffr_lib.training.sweep.count_trainings` of each profile's grid, with reuse (each DAG
+Counts: `ffr_lib.sweeps.plan.count_trainings` of each profile's grid, with reuse (each DAG
 node once: FFR stage 1 and DFR's ERM base shared) and without. Writes
 bench/results/end_to_end_<what>.json.
 """
@@ -32,8 +32,9 @@ from pathlib import Path
 import yaml
 from _common import RESULTS, default_device, machine_info, table, write_json
 
-from ffr_lib.training.profiles import get_profile
-from ffr_lib.training.sweep import closure, count_trainings, unique
+from ffr_lib.sweeps.grids import unique
+from ffr_lib.sweeps.plan import closure, count_trainings
+from ffr_lib.sweeps.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_STORES = ("quick", "quick-ablations")  # the sweep profiles notebooks 04 and 03 read under quick

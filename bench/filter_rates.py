@@ -24,7 +24,7 @@ from _common import RESULTS, machine_info, table, write_json
 from ffr_lib.data.world import WorldConfig
 from ffr_lib.generation.procedural import ProceduralGenerator
 from ffr_lib.generation.stable_diffusion import AUTHORS_SIDE, AUTHORS_THRESHOLDS, rejects
-from ffr_lib.training.profiles import SD_LIKE
+from ffr_lib.sweeps.profiles import SD_LIKE
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 THRESHOLDS = {"faces": AUTHORS_THRESHOLDS["celeba-hq"], "animals": AUTHORS_THRESHOLDS["spuco-animals"]}

@@ -4,7 +4,7 @@ measured rates (no GPU needed to run it).
     python bench/gpu_hours.py                              # paper-real, inputs from bench/results/
     python bench/gpu_hours.py --authors-loop bench/results/authors_loop_cuda.json --sd dpm++
 
-Model. Trainings: the profile's DAG (sweep.closure); a node trains its last stage for `epochs` on
+Model. Trainings: the profile's DAG (sweeps.plan.closure); a node trains its last stage for `epochs` on
 its set and evaluates validation every epoch and once more, then the real (and for runs with
 synthetic data the synthetic) test set; a DFR node forwards validation and test (theirs also the
 training set, as their DFR scripts extract its features). GPU-seconds = images of each kind / that
@@ -20,7 +20,7 @@ the validation pool modelled as the test set's natural mix) and the authors' syn
   checkpoints: their code reuses too), their loop's rates per file kind (a PIL DataLoader with
   2 workers, full-size files, fp32); their generation scripts' counts (10,000 a group for faces,
   20,000 for SpuCo Animals) at 10 prompts a call.
-- authors without reuse: every run trains its own stage 1 and DFR base (sweep.count_trainings'
+- authors without reuse: every run trains its own stage 1 and DFR base (sweeps.plan.count_trainings'
   "without reuse"), their rates.
 Rejected images (either filter) are not counted: their rate under SD is not measured here.
 Every input is printed with its source and whether it is measured or modelled; the JSON
@@ -40,9 +40,10 @@ from _common import RESULTS, machine_info, write_json
 
 from ffr_lib.data.splits import VAL_FLOOR, biased_counts
 from ffr_lib.generation.recipes import Recipe, synthetic_counts, usb_counts
+from ffr_lib.sweeps.grids import unique
+from ffr_lib.sweeps.plan import closure
+from ffr_lib.sweeps.profiles import get_profile
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import get_profile
-from ffr_lib.training.sweep import closure, unique
 
 SYNTHETIC = "synthetic"
 REPO = Path(__file__).resolve().parents[1]

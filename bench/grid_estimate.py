@@ -4,13 +4,13 @@ estimate, not a measurement: issue #21's evidence runs record the real one.
     python bench/grid_estimate.py --records bench/results/records_r0.999_compose_ahead_h200.tgz \\
         --profiles paper paper-ablations --to-h100 0.92
 
-Model. A training's GPU seconds are proportional to its work, `sweep.estimated_cost` (epochs x
+Model. A training's GPU seconds are proportional to its work, `sweeps.schedule.estimated_cost` (epochs x
 the size of its last stage's training set relative to the real split: real 1, USB 2, synthetic
 1 or the recipe's scale, ASB 1 + that). The rate, seconds per unit of work, is measured per
 model from the reference records (`--records`: a store folder or a .tgz of records; each
 record's `seconds` is its share of its pack's data, start and training plus its own evaluation
 and write, so their sum is the device's busy time): sum of seconds / sum of work over the
-records that trained. A DFR refit costs the median of the reference's refits. A model without
+records that trained. A refit (DFR, AFR) costs the median of the reference's DFR refits. A model without
 reference records takes the small ResNet's rate and is marked imputed. A profile's trainings are
 those a staged sweep trains (stage 2 only from the chosen stage-1 lr: `staging.staged_count`);
 each process adds `--overhead` seconds (start, world rendering, compiling; the records hold it
@@ -30,10 +30,12 @@ from pathlib import Path
 from _common import RESULTS, machine_info, table, write_json
 from grid_breakdown import load_records
 
+from ffr_lib.sweeps.grids import unique
+from ffr_lib.sweeps.plan import closure
+from ffr_lib.sweeps.profiles import get_profile
+from ffr_lib.sweeps.schedule import estimated_cost
+from ffr_lib.sweeps.staging import staged_count
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import get_profile
-from ffr_lib.training.staging import staged_count
-from ffr_lib.training.sweep import closure, estimated_cost, unique
 
 REFERENCE_MODEL = "resnet-small"
 
@@ -108,7 +110,7 @@ def main() -> None:
                  "refits": sum(r["refits"] for r in results.values()),
                  "work": round(sum(r["work"] for r in results.values())), "minutes": round(total), "imputed": ""})
     device = f"H100 (reference / {args.to_h100:.2f})" if args.to_h100 else "the reference's device"
-    table(rows, ["profile", ("trainings", "trainings (staged)"), ("refits", "DFR refits"),
+    table(rows, ["profile", ("trainings", "trainings (staged)"), ("refits", "refits (DFR, AFR)"),
                  ("work", "work (epoch-sets)"), ("minutes", f"minutes on {device}"), ("imputed", "rate imputed for")])
     print("rates (s per unit of work): " + ", ".join(f"{m} {r:.4f} ({based_on[m]} runs)" for m, r in rate.items())
           + f"; DFR refit {refit:.2f} s")

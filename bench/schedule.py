@@ -7,10 +7,10 @@ The runs are notebook 05's under its quick defaults (shapes-binary at 0.99, the 
 width 16, 20 epochs, SD_LIKE generator): None, USB, ASB and FFR, whose stage 1 is a run of its
 own. Both orders train into empty stores in temporary folders, one after the other:
 - `phases`: the plan's phases one after another, each through the `processes` executor (what
-  the executor did before sweep.ReadyQueue: a phase starts when the previous one has finished);
+  the executor did before sweeps.schedule.ReadyQueue: a phase starts when the previous one has finished);
 - `dependency order`: one `processes` sweep, ReadyQueue starting each run once its dependencies
   are done, the longest chain of estimated work first.
-Each row also gives the makespan that sweep.simulate predicts from the estimated costs (epochs x
+Each row also gives the makespan that sweeps.schedule.simulate predicts from the estimated costs (epochs x
 relative set size), and the script checks that both orders wrote the same records. Writes
 bench/results/schedule_<device>.json.
 """
@@ -27,9 +27,11 @@ from _common import RESULTS, machine_info, table, write_json
 
 from ffr_lib.analysis.saliency_study import study_configs
 from ffr_lib.results import ResultStore
+from ffr_lib.sweeps.plan import make_plan
+from ffr_lib.sweeps.profiles import SD_LIKE
+from ffr_lib.sweeps.schedule import simulate
+from ffr_lib.sweeps.sweep import run_sweep
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import SD_LIKE
-from ffr_lib.training.sweep import make_plan, run_sweep, simulate
 
 NOTEBOOK_05_QUICK = RunConfig(dataset="shapes-binary", ratio=0.99, epochs=20, width=16, lr=1e-3, pre_lr=1e-3,
                               **SD_LIKE)

@@ -275,7 +275,7 @@ def judge(results: Results | pd.DataFrame, claims: Sequence[Claim], store: str |
 
 def store_profiles(results_dir: str | Path) -> list[str]:
     """The sweep profiles with a store (a `runs/` folder) under `results_dir`, sorted."""
-    from .training.profiles import PROFILES
+    from .sweeps.profiles import PROFILES
 
     return sorted(p for p in PROFILES.names()
                   if any((Path(results_dir) / p / sub).is_dir() for sub in ("runs", "packs")))

@@ -208,7 +208,7 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
 
 @command("sweep", "run (or resume) a profile's grid of trainings into the results store", _sweep_arguments)
 def sweep(args: argparse.Namespace) -> int:
-    from .training.sweep_cli import sweep_command
+    from .sweeps.cli import sweep_command
 
     return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
                          args.cluster, args.ratio, args.workers, args.compile, args.devices,

@@ -35,6 +35,7 @@ PROFILE_DATASETS = {
     "paper": ("shapes-animals", "shapes-binary"),
     "paper-pilot": ("shapes-animals", "shapes-binary"),
     "paper-v1": ("shapes-animals", "shapes-binary"),
+    "paper-labelfree": ("shapes-binary",),
     "paper-real": ("celeba-hq", "spuco-animals", "utk-face"),
     "paper-real-official": ("celeba-hq", "spuco-animals", "utk-face"),
     "quick-ablations": ("shapes-binary",),
@@ -43,7 +44,7 @@ PROFILE_DATASETS = {
 PROFILES = tuple(PROFILE_DATASETS)
 EXECUTORS = ("inprocess", "packed", "gpus", "processes", "slurm", "dry")
 MODES = ("none", "usb", "asb", "ffr")
-METHODS = ("erm", "groupdro", "resampling", "dfr")
+METHODS = ("erm", "groupdro", "resampling", "dfr", "jtt", "afr")  # the paper's, then those without group labels
 MODELS = ("resnet-small", "vit-small", "resnet50", "resnet18", "vit-b32")
 RECIPES = ("balanced", "biased", "agnostic", "scaled", "usb")
 GENERATORS = ("procedural", "sd", "diffusion")  # ffr generate --generator

@@ -3,7 +3,8 @@ engine (ffr_lib.claims): the arms compared, the cells, the direction and where t
 with the paper's own number for the comparison where paper_numbers.yaml holds it. Claims 6b and
 6c are neighbours of claim 6 that the ECCV text states (section 4.2, figure 4's caption) and
 TARGETS.md does not list. Claim 8 is Theorem 1, checked on count tables (`theorem1_check`, the
-check of notebook 01)."""
+check of notebook 01). Claim L is ours, not the paper's (issue #24): whether FFR's pretraining
+also lifts methods that never read group labels in training (JTT, AFR; profile paper-labelfree)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ M = mode_arms("erm")
 FFR = M["FFR"]
 HIGH_BIAS = {"ratio": (0.99, 0.999)}
 SD_FREE = {"groupdro": "GroupDRO", "resampling": "Resampling", "dfr": "DFR"}
+LABEL_FREE = {"jtt": "JTT", "afr": "AFR"}  # no group labels in training (training/methods/jtt.py, afr.py)
+OURS = "not in the paper: our claim (issue #24)"
 T1 = "ICLR table 1 (99.9 % only), mean over its 3 datasets"
 # exhaustive theorem check: real tables with counts 0..R per (y, b), synthetic 0..S per (y, b)
 THEOREM_GRIDS = ((2, 4, 4), (3, 2, 2))  # (classes, R, S); two bias groups
@@ -124,6 +127,12 @@ CLAIMS: tuple[Claim, ...] = (
         Comparison(EXHAUSTIVE, paper=PaperRef("ECCV Theorem 1, appendix A (a proof, no number)")),
         Comparison(WORLD, paper=PaperRef("ECCV Theorem 1, appendix A (a proof, no number)")),
     ), evidence="theory", unit="worst-cell TV", check=theorem1_check),
+    Claim("L", "Ours, not the paper's: FFR as stage 1 lifts methods that never read group labels in training, JTT and "
+               "AFR (a follow-up, DDB, ICCV 2025, argues FFR depends on knowing the bias; FFR's synthetic set still "
+               "names the bias in its prompts, but no real image's group label is read).", tuple(
+        Comparison(f"FFR+{name} > None+{name}", mode_arms(m)["FFR"], mode_arms(m)["None"], paper=PaperRef(OURS))
+        for m, name in LABEL_FREE.items()
+    )),
 )
 BY_NUMBER = {c.number: c for c in CLAIMS}
 NOTEBOOK_CLAIMS = {"03": ("2", "3", "4", "7"), "04": ("1", "6", "6b", "6c")}

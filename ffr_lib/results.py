@@ -169,8 +169,9 @@ def _jsonable(obj):
 def flatten(record: dict) -> dict:
     """One table row: config fields, then `<set>_<metric>` and `<set>_<group>` columns."""
     row = {"hash": record["hash"], "status": record.get("status", "ok")}
-    row.update({k: v for k, v in record["config"].items() if k != "data"})
+    row.update({k: v for k, v in record["config"].items() if k not in ("data", "hparams")})
     row["data"] = json.dumps(record["config"].get("data", []))
+    row.update({f"hp_{k}": v for k, v in (record["config"].get("hparams") or {}).items()})  # a method's own
     for key, prefix in EVAL_SETS.items():
         metrics = record.get(key)
         if not metrics:

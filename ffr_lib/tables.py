@@ -23,15 +23,16 @@ import pandas as pd
 
 from .io import repo_relative
 from .results import ResultStore, aggregate, records_frame
+from .sweeps.plan import closure
+from .sweeps.profiles import SD_LIKE, get_profile
+from .sweeps.selection import HP_PREFIX, select
 from .training.config import RunConfig, labels
-from .training.profiles import SD_LIKE, get_profile
-from .training.selection import select
-from .training.sweep import closure
+from .training.methods import legacy_fields
 
 Spec = Mapping[str, object]
 METRICS = ("test_wa", "test_ba")
 # stores whose records another profile may reuse (same hash = same work): copied, never re-trained
-SHARES = {"quick-ablations": ("quick",), "paper-ablations": ("paper",)}
+SHARES = {"quick-ablations": ("quick",), "paper-ablations": ("paper",), "paper-labelfree": ("paper",)}
 
 BASE: dict = {"model": "resnet-small", "corruption": 0, "recipe": "balanced", "scale": 1.0, **SD_LIKE}
 MODE_SPECS: dict[str, dict] = {
@@ -66,14 +67,17 @@ def mode_arms(method: str = "erm", stage1: bool = False, **extra: object) -> dic
 
 # -- loading -------------------------------------------------------------------------------
 def config_of(row: Mapping) -> RunConfig:
-    """The RunConfig of one flattened record row (`data` is stored as JSON)."""
-    names = {f.name for f in fields(RunConfig)}
-    d = {k: row[k] for k in names if k in row and k != "data"}
+    """The RunConfig of one flattened record row (`data` is stored as JSON, a method's
+    hyperparameters as hp_<name> columns, GroupDRO's step as `dro_step`)."""
+    names = {f.name for f in fields(RunConfig)} - {"data", "hparams"}
+    d = {k: row[k] for k in (*names, *legacy_fields()) if k in row}
     d = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in d.items()}
     if "corruption" in d:
         d["corruption"] = int(d["corruption"] or 0)
-    d["data"] = tuple((k, v) for k, v in json.loads(row.get("data", "[]")))
-    return RunConfig(**d)
+    d["data"] = json.loads(row.get("data", "[]"))
+    d["hparams"] = {k.removeprefix(HP_PREFIX): v for k, v in row.items()
+                    if k.startswith(HP_PREFIX) and not (isinstance(v, float) and np.isnan(v))}
+    return RunConfig.from_dict({k: v for k, v in d.items() if v is not None or k not in legacy_fields()})
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +87,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.assign(config=pd.Series(dtype=object))
     frame = frame.copy()
     for f in fields(RunConfig):
-        if f.name == "data":
+        if f.name in ("data", "hparams"):  # JSON, and hp_<name> columns
             continue
         if f.name not in frame.columns:
             frame[f.name] = f.default
@@ -112,7 +116,7 @@ def import_records(source: ResultStore, target: ResultStore, hashes: Sequence[st
 class Results:
     """A profile's selected runs, ready to be sliced into arms."""
 
-    profile: str  # sweep profile (ffr_lib.training.profiles)
+    profile: str  # sweep profile (ffr_lib.sweeps.profiles)
     folder: Path  # its store
     selected: pd.DataFrame  # selected rows (all seeds of the chosen setting per cell), `config` column
     missing: tuple[str, ...]  # labels of the profile's runs without a record
@@ -160,7 +164,7 @@ def load_results(
     for other in SHARES.get(profile, ()):
         import_records(ResultStore(Path(results) / other), store, list(nodes))
     if run_missing and any(not store.has(c.hash) for c in configs):
-        from .training.sweep import run_sweep
+        from .sweeps.sweep import run_sweep
 
         pool = {"executor": "processes", "workers": workers} if workers > 1 else {"executor": "inprocess"}
         summary = run_sweep(configs, str(folder), progress=progress, device="cpu", threads=threads, **pool)

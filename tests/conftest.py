@@ -15,13 +15,16 @@ def one_thread():
 
 @pytest.fixture
 def bench_script(monkeypatch):
-    """bench_script(name): a bench/ script imported as a module (bench/ on sys.path, as when run
-    as `python bench/<name>.py`); the bench modules are forgotten after the test."""
+    """bench_script(name): a bench/ or bench/studies/ script imported as a module (both on
+    sys.path, as when run as `python bench/<name>.py`); the bench modules are forgotten after the
+    test."""
     import importlib
     import sys
     from pathlib import Path
 
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    monkeypatch.syspath_prepend(str(bench / "studies"))
     before = set(sys.modules)
     yield importlib.import_module
     for name in set(sys.modules) - before:

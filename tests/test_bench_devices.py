@@ -7,9 +7,11 @@ from dataclasses import replace
 import pytest
 
 from ffr_lib.results import ResultStore
+from ffr_lib.sweeps.grids import grid
+from ffr_lib.sweeps.plan import make_plan
+from ffr_lib.sweeps.profiles import TINY_WORLD
+from ffr_lib.sweeps.schedule import work_groups
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import TINY_WORLD
-from ffr_lib.training.sweep import grid, make_plan, work_groups
 
 
 @pytest.fixture

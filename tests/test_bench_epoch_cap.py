@@ -1,4 +1,4 @@
-"""bench/epoch_cap.py: which records an epoch cap leaves the same, changes or makes unknown."""
+"""bench/studies/epoch_cap.py: which records an epoch cap leaves the same, changes or makes unknown."""
 
 from __future__ import annotations
 

@@ -11,10 +11,10 @@ import pytest
 
 from ffr_lib import claims as C
 from ffr_lib.results import ResultStore, bootstrap_ci, records_frame
+from ffr_lib.sweeps.profiles import SD_LIKE, TINY_WORLD, get_profile
+from ffr_lib.sweeps.selection import select
 from ffr_lib.tables import mode_arms, paired_cells, prepare
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import SD_LIKE, TINY_WORLD, get_profile
-from ffr_lib.training.selection import select
 
 
 def pairs(cells: dict[str, list[tuple[float, float]]]) -> pd.DataFrame:

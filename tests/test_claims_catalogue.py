@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_claim_of_targets_is_declared():
-    assert [c.number for c in P.CLAIMS] == ["1", "2", "3", "4", "5", "6", "6b", "6c", "7", "8"]
+    assert [c.number for c in P.CLAIMS] == ["1", "2", "3", "4", "5", "6", "6b", "6c", "7", "8", "L"]
     assert [c.number for c in P.claims_of("03")] == ["2", "3", "4", "7"]
     assert [c.number for c in P.claims_of("04")] == ["1", "6", "6b", "6c"]
     assert {c.evidence for c in P.CLAIMS} == {"runs", "probe", "theory"}

@@ -45,7 +45,8 @@ def test_name_table_equals_the_registries():
     from ffr_lib.generation import synthetic_set
     from ffr_lib.generation.generate import SOURCES
     from ffr_lib.generation.recipes import RECIPES
-    from ffr_lib.training import config, executors, methods, models, modes, profiles
+    from ffr_lib.sweeps import executors, profiles
+    from ffr_lib.training import config, methods, models, modes
 
     assert set(names.DATASETS) == set(DATASETS.names()) and len(names.DATASETS) == len(DATASETS.names())
     assert set(names.WORLD_DATASETS) == {d for d in DATASETS if d.startswith("shapes-")}
@@ -225,7 +226,7 @@ def test_error_cause_keeps_the_whole_exception_line():
 
 
 def test_a_sweeps_failed_runs_are_reported_by_cause(capsys, tmp_path, monkeypatch):
-    from ffr_lib.training import executors
+    from ffr_lib.sweeps import executors
 
     long = "no such file: " + "/very/long/path" * 30
     monkeypatch.setattr(executors, "run_one", lambda config, *a, **k: {
@@ -240,7 +241,7 @@ def test_a_sweeps_failed_runs_are_reported_by_cause(capsys, tmp_path, monkeypatc
 def test_sweep_table_shows_learning_rates_as_written():
     import pandas as pd
 
-    from ffr_lib.training.sweep_cli import format_table
+    from ffr_lib.sweeps.cli import format_table
 
     text = format_table(pd.DataFrame({"mode": ["ffr", "ffr"], "lr": [1e-4, 1e-3], "test_wa_mean": [0.12345, 0.5]}))
     rows = [line.split() for line in text.splitlines()]
@@ -266,8 +267,8 @@ def test_figures_reports_missing_records_before_building_and_labels_differ(tmp_p
 def test_labels_show_what_sets_runs_apart():
     from dataclasses import replace
 
+    from ffr_lib.sweeps.profiles import get_profile
     from ffr_lib.training.config import RunConfig, labels
-    from ffr_lib.training.profiles import get_profile
 
     base = RunConfig(mode="asb", fingerprint=0.3)
     grid = [base, replace(base, model="vit-small"), replace(base, corruption=5), replace(base, mode="none")]

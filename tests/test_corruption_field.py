@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from ffr_lib.generation.corruptions import corrupt
+from ffr_lib.sweeps.profiles import TINY_WORLD, get_profile
 from ffr_lib.training.config import RunConfig
 from ffr_lib.training.modes import compose, corrupted
-from ffr_lib.training.profiles import TINY_WORLD, get_profile
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, mode="ffr", fingerprint=0.3, fidelity=0.75)
 

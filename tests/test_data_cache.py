@@ -5,10 +5,11 @@ from dataclasses import replace
 
 import torch
 
+from ffr_lib.sweeps.prefetch import data_key, prefetch
+from ffr_lib.sweeps.profiles import TINY_WORLD
 from ffr_lib.training import modes
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.data_cache import CACHE_ENV, data_key, prefetch
-from ffr_lib.training.profiles import TINY_WORLD
+from ffr_lib.training.data_cache import CACHE_ENV
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64, mode="usb", fingerprint=0.3)
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ffr_lib.sweeps.profiles import TINY_WORLD
 from ffr_lib.training.config import RunConfig
 from ffr_lib.training.graphs import StepGraph
 from ffr_lib.training.loop import train_stage
@@ -19,7 +20,6 @@ from ffr_lib.training.methods import GroupDRO
 from ffr_lib.training.models import build_model
 from ffr_lib.training.modes import compose
 from ffr_lib.training.packing import PackMember, train_packed
-from ffr_lib.training.profiles import TINY_WORLD
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
@@ -29,7 +29,7 @@ TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=2, width=8, batch_size=64)
 def test_groupdro_updates_q_in_place_with_the_same_values():
     groups = torch.tensor([0, 0, 1, 2])
     losses = torch.tensor([0.5, 0.7, 2.0, 1.0])
-    rule = GroupDRO(groups, 3, dro_step=0.1)
+    rule = GroupDRO(groups, 3, {"step": 0.1})
     q = rule.q
     for _ in range(3):
         rule.reduce(losses, groups)

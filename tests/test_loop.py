@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from ffr_lib.results import ResultStore
+from ffr_lib.sweeps.profiles import TINY_WORLD
 from ffr_lib.training import loop
 from ffr_lib.training.config import RunConfig
 from ffr_lib.training.loop import train_stage
 from ffr_lib.training.models import MODELS, build_model
 from ffr_lib.training.modes import compose
-from ffr_lib.training.profiles import TINY_WORLD
 from ffr_lib.training.runner import Runner
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=2, width=8, batch_size=64)

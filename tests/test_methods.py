@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from ffr_lib.data.grouped import GroupedImages
-from ffr_lib.training.dfr import _predict, balanced_subsample, fit_dfr
 from ffr_lib.training.methods import METHODS, GroupDRO, Resampling, group_ids, make_method
+from ffr_lib.training.methods.dfr import _predict, balanced_subsample, fit_dfr
 
 
 def test_registry_lists_known_methods():
-    assert set(METHODS.names()) == {"erm", "groupdro", "resampling", "dfr"}
-    with pytest.raises(KeyError, match="known: dfr, erm, groupdro, resampling"):
-        METHODS["jtt"]
+    assert set(METHODS.names()) == {"erm", "groupdro", "resampling", "dfr", "jtt", "afr"}
+    with pytest.raises(KeyError, match="known: afr, dfr, erm, groupdro, jtt, resampling"):
+        METHODS["lff"]
     with pytest.raises(ValueError, match="does not train"):
         make_method("dfr", torch.zeros(3, dtype=torch.int64), 1)
 
@@ -42,7 +42,7 @@ def test_groupdro_weights_move_to_the_worst_group():
     groups = torch.tensor([0, 0, 1, 1, 2, 2])
     y = torch.tensor([0, 0, 1, 1, 0, 0])
     logits = torch.tensor([[3.0, 0], [3, 0], [0, 3], [0, 3], [0, 2], [0, 2]])
-    rule = GroupDRO(groups, 3, dro_step=0.01)
+    rule = GroupDRO(groups, 3, {"step": 0.01})
     assert torch.allclose(rule.q, torch.full((3,), 1 / 3))
     per_group = rule.group_losses(torch.nn.functional.cross_entropy(logits, y, reduction="none"), groups)
     for _ in range(200):
@@ -54,7 +54,7 @@ def test_groupdro_weights_move_to_the_worst_group():
     # the loss is the q-weighted group mean, so it approaches the worst group's loss
     assert float(loss) == pytest.approx(float(per_group[2]), rel=0.05)  # ERM would give ~0.74
     # exponentiated gradient by hand, one step from uniform
-    fresh = GroupDRO(groups, 3, dro_step=0.01)
+    fresh = GroupDRO(groups, 3, {"step": 0.01})
     fresh.loss(logits, y, groups)
     expected = torch.exp(0.01 * per_group) / torch.exp(0.01 * per_group).sum()
     assert torch.allclose(fresh.q, expected)

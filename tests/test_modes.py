@@ -6,9 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from ffr_lib.sweeps.profiles import TINY_WORLD
 from ffr_lib.training.config import RunConfig
 from ffr_lib.training.modes import compose, synthetic_counts_for
-from ffr_lib.training.profiles import TINY_WORLD
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8)
 

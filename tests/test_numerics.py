@@ -7,8 +7,8 @@ import pytest
 
 from ffr_lib.numerics import MixedNumerics, Numerics, check_store, of_record
 from ffr_lib.results import ResultStore
-from ffr_lib.training.profiles import get_profile
-from ffr_lib.training.sweep import run_sweep
+from ffr_lib.sweeps.profiles import get_profile
+from ffr_lib.sweeps.sweep import run_sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -306,9 +306,9 @@ def test_shipped_split_sizes_from_a_count_only_fixture(tmp_path: Path) -> None:
 
 # -- a run composed on the authors' splits (the paper-real-official profile's data option) -------------
 def test_a_run_trains_on_the_authors_split_for_every_seed(celeba, tmp_path: Path, monkeypatch) -> None:
+    from ffr_lib.sweeps.profiles import get_profile
     from ffr_lib.training import modes
     from ffr_lib.training.config import RunConfig
-    from ffr_lib.training.profiles import get_profile
 
     root, splits = celeba
     data_root = tmp_path / "roots"

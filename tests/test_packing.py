@@ -6,12 +6,12 @@ from dataclasses import replace
 import pytest
 import torch
 
+from ffr_lib.sweeps.profiles import TINY_WORLD
 from ffr_lib.training.config import RunConfig
 from ffr_lib.training.loop import Diverged, train_stage
 from ffr_lib.training.models import build_model
 from ffr_lib.training.modes import compose
 from ffr_lib.training.packing import PackMember, train_packed
-from ffr_lib.training.profiles import TINY_WORLD
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=2, width=8, batch_size=64)
 

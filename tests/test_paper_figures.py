@@ -13,7 +13,7 @@ from ffr_lib.cli import main
 from ffr_lib.paper_figures import build, build_all, notebook_meta
 from ffr_lib.paper_figures.build import OPTIONS, SWEEPS
 from ffr_lib.results import ResultStore
-from ffr_lib.training.profiles import get_profile
+from ffr_lib.sweeps.profiles import get_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"
@@ -27,7 +27,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("ffr figures must not train")
 
-    monkeypatch.setattr("ffr_lib.training.sweep.run_sweep", refuse)
+    monkeypatch.setattr("ffr_lib.sweeps.sweep.run_sweep", refuse)
     monkeypatch.setattr("ffr_lib.training.runner.Runner.run", refuse)
 
 

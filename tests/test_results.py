@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from ffr_lib.results import ResultStore, aggregate, bootstrap_ci, load_jsonl, records_frame
-from ffr_lib.training.selection import SELECTIONS, cell_columns, select
+from ffr_lib.sweeps.selection import SELECTIONS, cell_columns, select
 
 FIXTURE = Path(__file__).parent / "fixtures" / "results_tiny.jsonl"
 GOLDEN = Path(__file__).parent / "fixtures" / "results_tiny_table.csv"

@@ -27,8 +27,8 @@ from ffr_lib.analysis.saliency_study import (
 )
 from ffr_lib.data.grouped import REAL, SYNTHETIC
 from ffr_lib.results import ResultStore
+from ffr_lib.sweeps.profiles import SD_LIKE, TINY_WORLD
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import SD_LIKE, TINY_WORLD
 
 matplotlib.use("Agg")
 

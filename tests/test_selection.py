@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ffr_lib.training.selection import rank_settings, report_summary, select, selection_report
+from ffr_lib.sweeps.selection import rank_settings, report_summary, select, selection_report
 
 
 def _frame(rows):

@@ -6,11 +6,13 @@ from dataclasses import replace
 import pytest
 
 from ffr_lib.results import ResultStore
-from ffr_lib.training import staging
+from ffr_lib.sweeps import staging
+from ffr_lib.sweeps.grids import grid
+from ffr_lib.sweeps.plan import count_trainings, make_plan
+from ffr_lib.sweeps.profiles import TINY_WORLD
+from ffr_lib.sweeps.selection import restrict_stage1, select
+from ffr_lib.sweeps.sweep import run_sweep
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import TINY_WORLD
-from ffr_lib.training.selection import restrict_stage1, select
-from ffr_lib.training.sweep import count_trainings, grid, make_plan, run_sweep
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64, mode="ffr")
 GRID = grid(TINY, pre_lr=(1e-3, 1e-2), lr=(1e-3, 1e-4), method=("erm", "dfr"), seed=(0, 1)).configs()

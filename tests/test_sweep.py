@@ -15,21 +15,12 @@ from dataclasses import replace
 import pytest
 
 from ffr_lib.results import ResultStore
+from ffr_lib.sweeps.grids import grid
+from ffr_lib.sweeps.plan import count_trainings, make_plan, phases
+from ffr_lib.sweeps.profiles import PROFILES, TINY_WORLD, get_profile
+from ffr_lib.sweeps.schedule import ReadyQueue, estimated_cost, pack_key, packs, simulate, work_groups
+from ffr_lib.sweeps.sweep import run_sweep
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import PROFILES, TINY_WORLD, get_profile
-from ffr_lib.training.sweep import (
-    ReadyQueue,
-    count_trainings,
-    estimated_cost,
-    grid,
-    make_plan,
-    pack_key,
-    packs,
-    phases,
-    run_sweep,
-    simulate,
-    work_groups,
-)
 
 TINY = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=1, width=8, batch_size=64)
 
@@ -98,8 +89,9 @@ SWEEP_SCRIPT = textwrap.dedent("""
     import sys, torch
     from dataclasses import replace
     from ffr_lib.training.config import RunConfig
-    from ffr_lib.training.profiles import TINY_WORLD
-    from ffr_lib.training.sweep import grid, run_sweep
+    from ffr_lib.sweeps.profiles import TINY_WORLD
+    from ffr_lib.sweeps.grids import grid
+    from ffr_lib.sweeps.sweep import run_sweep
     torch.set_num_threads(1)
     base = RunConfig(data=TINY_WORLD, ratio=0.95, epochs=2, width=8, batch_size=64)
     configs = grid(base, mode=("none", "usb", "asb"), seed=(0, 1, 2)).configs()
@@ -191,7 +183,7 @@ def test_packed_executor_trains_packs_and_keeps_the_dag(tmp_path):
     """FFR stage 2 over methods x lrs x seeds plus DFR: the packed executor trains each stage 1 once,
     packs the stage-2 runs of a cell (one pack: 2 seeds x 2 methods x 2 lrs), and the records carry
     the pack size, the prefix reuse and a test set evaluation."""
-    from ffr_lib.training.sweep import pack_key, packs
+    from ffr_lib.sweeps.schedule import pack_key, packs
 
     configs = grid(replace(TINY, mode="ffr", pre_lr=1e-3), method=("erm", "groupdro", "dfr"), lr=(1e-3, 1e-4),
                    seed=(0, 1)).configs()
@@ -214,11 +206,12 @@ def test_packed_executor_composes_the_next_pack_on_a_thread_with_the_same_record
     those of runs alone (CPU: bit for bit)."""
     import threading
 
-    from ffr_lib.training import executors, runner
+    from ffr_lib.sweeps import packed
+    from ffr_lib.training import runner
 
     threads, recomposed = [], []
-    ahead, again = executors.compose, runner.compose
-    monkeypatch.setattr(executors, "compose", lambda c: threads.append(threading.current_thread().name) or ahead(c))
+    ahead, again = packed.compose, runner.compose
+    monkeypatch.setattr(packed, "compose", lambda c: threads.append(threading.current_thread().name) or ahead(c))
     monkeypatch.setattr(runner, "compose", lambda c: recomposed.append(c.hash) or again(c))
     configs = grid(replace(TINY, mode="none"), ratio=(0.95, 0.9), lr=(1e-3, 1e-4)).configs()  # 2 packs of 2
     summary = run_sweep(configs, str(tmp_path / "packed"), executor="packed", progress=False, device="cpu",
@@ -268,8 +261,8 @@ def test_work_groups_are_independent_and_keep_the_packs_of_the_whole_plan(tmp_pa
 
 
 def test_unreported_runs_of_a_failed_worker_are_errors():
-    from ffr_lib.training.executors import unreported
-    from ffr_lib.training.sweep import Plan
+    from ffr_lib.sweeps.packed import unreported
+    from ffr_lib.sweeps.plan import Plan
 
     a, b = replace(TINY, seed=0), replace(TINY, seed=1)
     group = Plan([[a, b]], frozenset(), 0)
@@ -303,7 +296,7 @@ def test_interrupted_packed_on_devices_stops_its_workers_and_resumes(tmp_path, m
     once; the records already written are whole, and a rerun trains only the rest."""
     import multiprocessing as mp
 
-    from ffr_lib.training import executors
+    from ffr_lib.sweeps import packed
 
     configs = grid(replace(TINY, pre_lr=1e-3), mode=("none", "ffr"), method=("erm", "dfr"),
                    lr=(1e-3, 1e-4)).configs()
@@ -311,7 +304,7 @@ def test_interrupted_packed_on_devices_stops_its_workers_and_resumes(tmp_path, m
     def interrupt(bar, outcome):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(executors, "_note", interrupt)
+    monkeypatch.setattr(packed, "note", interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(configs, str(tmp_path), executor="packed", progress=False, devices=["cpu", "cpu"], threads=1,
                   prefetch_workers=0)

@@ -16,6 +16,8 @@ import pytest
 
 from ffr_lib.paper_numbers import iclr_table1_wide, load_numbers, paper_table
 from ffr_lib.results import ResultStore, records_frame
+from ffr_lib.sweeps.profiles import SD_LIKE, TINY_WORLD, get_profile
+from ffr_lib.sweeps.selection import select
 from ffr_lib.tables import (
     STAGE1,
     MissingRecords,
@@ -31,8 +33,6 @@ from ffr_lib.tables import (
     summarise,
 )
 from ffr_lib.training.config import RunConfig
-from ffr_lib.training.profiles import SD_LIKE, TINY_WORLD, get_profile
-from ffr_lib.training.selection import select
 
 BASE = RunConfig(data=TINY_WORLD, epochs=1, width=8, pre_lr=1e-3, **SD_LIKE)
 WA = {("none", "1-2"): 0.20, ("usb", "1-2"): 0.30, ("asb", "1-2"): 0.40, ("ffr", "1-2"): 0.60, ("ffr", "1"): 0.50}

@@ -23,13 +23,13 @@ from tqdm.auto import tqdm
 
 from ..data.grouped import REAL, SOURCE_NAMES, SYNTHETIC, DatasetSplits, GroupedImages
 from ..results import ResultStore, aggregate, records_frame
+from ..sweeps.selection import SELECTIONS
+from ..sweeps.sweep import run_sweep
 from ..training.config import MODE_NAMES, TUNED, RunConfig
 from ..training.loop import evaluate, logits_of
 from ..training.models import Classifier
 from ..training.modes import SYNTHETIC_TEST_START, data_root, dataset_splits, support, synthetic_set
 from ..training.runner import Runner, determinism
-from ..training.selection import SELECTIONS
-from ..training.sweep import run_sweep
 from .embeddings import penultimate_features, source_probe, tsne_2d
 from .saliency import RiseConfig, gradcam, rise, saliency_scores
 

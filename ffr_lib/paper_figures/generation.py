@@ -20,7 +20,7 @@ from ..generation.procedural import ProceduralGenerator
 from ..generation.prompts import PROMPTS_FILE, load_prompts
 from ..generation.recipes import Recipe, recipe_counts_table
 from ..plots import sample_grid
-from ..training.profiles import SD_LIKE
+from ..sweeps.profiles import SD_LIKE
 from .common import BUILDERS, REPO_FIGURES, Artifact, heat_map, save
 
 DATASETS = ("celeba-hq", "utk-face", "spuco-animals", "shapes-binary", "shapes-animals")

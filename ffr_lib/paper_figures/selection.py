@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..sweeps.selection import report_summary, selection_report
 from ..tables import Results
-from ..training.selection import report_summary, selection_report
 from .common import BUILDERS, Artifact, save, sidecar
 
 

@@ -3,8 +3,10 @@
 A run is a node of a DAG. Its `canonical()` form resets the fields that cannot change its
 result (the generator of a run without synthetic data, the earlier-stage settings of a
 one-stage run ...), so two configs that train the same thing share one hash and one record.
-A multi-stage run (FFR) depends on its `prefix()` run, whose checkpoint it starts from; a DFR
-run depends on the ERM run of the same mode and lr, whose features it refits on.
+A multi-stage run (FFR) depends on its `prefix()` run, whose checkpoint it starts from; a
+refitting run (DFR, AFR) depends on the ERM run of the same mode and lr, whose features it
+refits on. A method's hyperparameters are a method-scoped mapping (`hparams`), declared with
+their defaults and search spaces by the method itself (ffr_lib.training.methods).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from .methods import METHODS, known_hparams, legacy_fields, resolve
+
 MODE_NAMES = ("none", "usb", "asb", "ffr")
-METHOD_NAMES = ("erm", "groupdro", "resampling", "dfr")
+METHOD_NAMES = tuple(METHODS.names())
 # FFR stage orders (ECCV table 1): 1 = synthetic, 2 = real; "1-2" is FFR itself
 ORDERS = ("1-2", "1", "2", "2-1")
 STAGE_DATA = {"1": "synthetic", "2": "real"}
@@ -31,7 +35,8 @@ class RunConfig:
     data: tuple[tuple[str, Any], ...] = ()  # loader options as (name, value) pairs, e.g. world pool sizes
     ratio: float = 0.99  # bias ratio of the real training and validation splits
     mode: str = "none"  # none | usb | asb | ffr: which data each stage trains on
-    method: str = "erm"  # erm | groupdro | resampling | dfr: how the (last) stage trains
+    method: str = "erm"  # name in ffr_lib.training.methods.METHODS: how the (last) stage trains or refits
+    hparams: tuple[tuple[str, Any], ...] = ()  # the method's hyperparameters as (name, value) pairs (or a dict)
     lr: float = 1e-3  # Adam learning rate of the last stage (DFR: the lr of its ERM base)
     seed: int = 0  # seeds the split, the synthetic set, the initialisation and the batches
     epochs: int = 20  # epochs of the last stage; the best one by validation WA is kept
@@ -49,7 +54,6 @@ class RunConfig:
     fidelity: float = 0.0  # procedural generator: content departures in [0, 1]
     recipe: str = "balanced"  # synthetic counts for ASB/FFR: balanced | biased | agnostic | scaled
     scale: float = 1.0  # recipe 'scaled': synthetic total as a multiple of the real set's size
-    dro_step: float = 0.01  # GroupDRO step size of the exponentiated-gradient group weights
     corruption: int = 0  # ECCV table 4: severity 0-5 of pixelate+defocus+noise on every synthetic image
     val_floor: int = 10  # validation keeps >= this many images per (y, b) group (the authors' 10; world profiles 50)
 
@@ -62,7 +66,7 @@ class RunConfig:
             raise ValueError(f"RunConfig.order: unknown {self.order!r}; known: {', '.join(ORDERS)}")
         if not 0.5 <= self.ratio < 1:
             raise ValueError(f"RunConfig.ratio must be in [0.5, 1), got {self.ratio}")
-        for name in ("lr", "weight_decay", "dro_step"):
+        for name in ("lr", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RunConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.corruption not in range(6):
@@ -71,8 +75,16 @@ class RunConfig:
             raise ValueError(f"RunConfig.val_floor must be >= 1, got {self.val_floor}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"RunConfig.epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
-        # one order for the loader options, so that equal options hash equally
+        # one order for the loader options and hyperparameters, so that equal ones hash equally
         object.__setattr__(self, "data", tuple(sorted((str(k), v) for k, v in dict(self.data).items())))
+        hparams = dict(self.hparams)
+        unknown = sorted(set(hparams) - set(known_hparams()))
+        if unknown:
+            known = ", ".join(f"{n} ({'/'.join(m)})" for n, m in sorted(known_hparams().items()))
+            raise ValueError(f"RunConfig.hparams: unknown hyperparameter(s) {', '.join(unknown)}; known: {known}")
+        mine = {k: v for k, v in hparams.items() if k in METHODS[self.method].hparams}
+        resolve(self.method, mine)  # checks this method's values (type, minimum)
+        object.__setattr__(self, "hparams", tuple(sorted(hparams.items())))
 
     # -- structure ---------------------------------------------------------------------
     @property
@@ -113,8 +125,7 @@ class RunConfig:
                 pre_lr=c.lr if c.pre_lr is None else c.pre_lr,
                 pre_epochs=c.epochs if c.pre_epochs is None else c.pre_epochs,
             )
-        if c.method != "groupdro":
-            c = replace(c, dro_step=default.dro_step)
+        c = replace(c, hparams=tuple(resolve(c.method, dict(c.hparams)).items()))  # this method's, all of them
         if c.model not in SMALL_MODELS:
             c = replace(c, width=default.width)
         else:
@@ -136,33 +147,42 @@ class RunConfig:
             mode="ffr" if first == "1" else "none",
             order=first if first == "1" else RunConfig().order,
             method="erm",
+            hparams=(),
             lr=c.pre_lr,
             epochs=c.pre_epochs,
         ).canonical()
 
     def base(self) -> RunConfig | None:
-        """DFR: the ERM run of the same mode and lr whose penultimate features it refits on."""
+        """A refitting method (DFR, AFR): the ERM run of the same mode and lr whose penultimate
+        features it refits on; None for a method that trains."""
         c = self.canonical()
-        return replace(c, method="erm").canonical() if c.method == "dfr" else None
+        return None if c.trains else replace(c, method="erm", hparams=()).canonical()
 
     def dependencies(self) -> list[RunConfig]:
         """Runs whose checkpoints this run needs (trained first, cached, reused)."""
-        if self.method == "dfr":
+        if not self.trains:
             return [self.base()]
         p = self.prefix()
         return [] if p is None else [p]
 
     @property
     def trains(self) -> bool:
-        """Whether the last step is a network training (DFR only refits a linear head)."""
-        return self.method != "dfr"
+        """Whether the last step is a network training (DFR and AFR only refit a linear head)."""
+        return METHODS[self.method].trains
 
     # -- identity ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain values; fields added after records existed (ADDED_FIELDS) are left out at their
-        default, so older configs keep their hash and record."""
+        default, so older configs keep their hash and record. `hparams` is a {name: value} dict;
+        a hyperparameter that was a flat field before issue #24 (GroupDRO's step: `dro_step`)
+        stays that field, and every config writes it (its default where another method runs),
+        as every stored record has it."""
         d = asdict(self)
         d["data"] = [list(p) for p in self.data]
+        hparams = dict(self.hparams)
+        for field_name, (method, name, default) in legacy_fields().items():
+            d[field_name] = hparams.pop(name) if self.method == method and name in hparams else default
+        d["hparams"] = dict(sorted(hparams.items()))
         for name, default in ADDED_FIELDS.items():
             if d[name] == default:
                 del d[name]
@@ -170,14 +190,22 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """The config of to_dict's form (and of every stored record: `dro_step` and the like are
+        read back into their method's hparams)."""
+        d = dict(d)
+        hparams = dict(d.pop("hparams", {}) or {})
+        for field_name, (method, name, _) in legacy_fields().items():
+            if field_name in d:
+                value = d.pop(field_name)
+                if d.get("method", cls.method) == method:
+                    hparams[name] = value
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"RunConfig: unknown field(s) {', '.join(unknown)}")
-        d = dict(d)
         if "data" in d:
             d["data"] = tuple((k, v) for k, v in d["data"])
-        return cls(**d)
+        return cls(**d, hparams=tuple(hparams.items()))
 
     @property
     def hash(self) -> str:
@@ -186,10 +214,11 @@ class RunConfig:
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     def cell(self) -> dict[str, Any]:
-        """The fields that define a table cell: all but the seed and the tuned hyperparameters."""
+        """The fields that define a table cell: all but the seed and the tuned hyperparameters
+        (the method's hyperparameters among them)."""
         d = self.canonical().to_dict()
-        for k in ("seed", *TUNED):
-            d.pop(k)
+        for k in ("seed", *TUNED, *legacy_fields()):
+            d.pop(k, None)
         return d
 
     def label(self) -> str:
@@ -197,7 +226,10 @@ class RunConfig:
         c = self.canonical()
         mode = c.mode if c.mode != "ffr" or c.order == "1-2" else f"ffr[{c.order}]"
         extra = ",frozen-bn" if c.freeze_bn else ""
-        return f"{c.dataset} r={c.ratio:g} {mode}/{c.method} lr={c.lr:g}{extra} s={c.seed}"
+        specs = METHODS[c.method].hparams
+        changed = [f"{k}={_short(v)}" for k, v in c.hparams if v != specs[k].default]
+        method = f"{c.method}[{','.join(changed)}]" if changed else c.method
+        return f"{c.dataset} r={c.ratio:g} {mode}/{method} lr={c.lr:g}{extra} s={c.seed}"
 
 
 def labels(configs: Sequence[RunConfig]) -> list[str]:
@@ -226,8 +258,9 @@ def _short(value: Any) -> str:
 
 SMALL_MODELS = ("resnet-small", "vit-small")
 # the fields label() shows
-LABEL_FIELDS = ("dataset", "ratio", "mode", "order", "method", "lr", "freeze_bn", "seed")
+LABEL_FIELDS = ("dataset", "ratio", "mode", "order", "method", "hparams", "lr", "freeze_bn", "seed")
 # fields added after stores of records existed -> their default (left out of to_dict and the hash there)
-ADDED_FIELDS = {"corruption": 0, "val_floor": 10}
-# hyperparameters chosen per cell by model selection (the rest of the config is the cell)
-TUNED = ("lr", "freeze_bn", "pre_lr", "weight_decay")
+ADDED_FIELDS = {"corruption": 0, "val_floor": 10, "hparams": {}}
+# hyperparameters chosen per cell by model selection (the rest of the config is the cell); a
+# method's own (`hparams`) are flattened into hp_<name> columns of a records frame
+TUNED = ("lr", "freeze_bn", "pre_lr", "weight_decay", "hparams")

@@ -21,13 +21,14 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from ..data.grouped import GroupedImages
 from ..metrics import Group, evaluate_predictions
 from .graphs import StepGraph, no_autotune
-from .methods import group_ids, make_method
+from .methods import METHODS, group_ids, make_method
 from .models import Classifier
 
 EVAL_BATCH = 1024
@@ -162,7 +163,8 @@ class StageTrainer:
 
     def __init__(self, model: Classifier, train: GroupedImages, val: GroupedImages, groups: Sequence[Group], *,
                  method: str = "erm", lr: float = 1e-3, batch_size: int = 128, weight_decay: float = 1e-5,
-                 seed: int = 0, freeze_bn: bool = False, source_groups: bool = False, dro_step: float = 0.01,
+                 seed: int = 0, freeze_bn: bool = False, source_groups: bool = False,
+                 hparams: Mapping[str, Any] | None = None, reference: torch.Tensor | None = None,
                  cuda_graphs: bool = True, stream: torch.cuda.Stream | None = None,
                  compile_backend: str | None = None) -> None:
         self.model, self.groups, self.lr, self.method = model, groups, lr, method
@@ -178,8 +180,12 @@ class StageTrainer:
         self.stream = stream
         with self.launching():
             self.train, self.val = train.to(device), val.to(device)
-            self.gid, self.keys = group_ids(self.train, with_source=source_groups)
-            self.rule = make_method(method, self.gid, len(self.keys), dro_step)
+            if METHODS[method].uses_groups:
+                self.gid, self.keys = group_ids(self.train, with_source=source_groups)
+            else:  # a method without group labels gets one group: it cannot read b (or g)
+                self.gid, self.keys = torch.zeros(len(self.train), dtype=torch.int64, device=device), [()]
+            ref = None if reference is None else reference.to(device)
+            self.rule = make_method(method, self.gid, len(self.keys), hparams, y=self.train.y, reference=ref)
             self.generator = torch.Generator(device=device).manual_seed(seed)
         self.cuda = cuda = device.type == "cuda"
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=cuda,
@@ -293,7 +299,8 @@ def train_stage(
     seed: int = 0,
     freeze_bn: bool = False,
     source_groups: bool = False,
-    dro_step: float = 0.01,
+    hparams: Mapping[str, Any] | None = None,
+    reference: torch.Tensor | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     cuda_graphs: bool = True,
     compile_backend: str | None = None,
@@ -302,7 +309,9 @@ def train_stage(
     `val` over `groups` (ties: the earlier epoch) and load it into the model at the end.
 
     freeze_bn: the model stays in eval mode (BN running statistics frozen, BN affine weights
-    still trained), as the authors' FFR stage 2 option did. cuda_graphs: on CUDA, replay each
+    still trained), as the authors' FFR stage 2 option did. hparams: the method's hyperparameters
+    (methods.base.resolve fills the defaults); reference: float (N, C) logits of the method's
+    reference model on `train` (JTT's identification model). cuda_graphs: on CUDA, replay each
     full batch's step as a CUDA graph (graphs.py; the same kernels, launched at once).
     compile_backend: torch.compile the full batches' forward with this backend ('inductor';
     None: eager). Off by default: it changes the kernels, so results match eager ones only
@@ -310,7 +319,8 @@ def train_stage(
     """
     trainer = StageTrainer(model, train, val, groups, method=method, lr=lr, batch_size=batch_size,
                            weight_decay=weight_decay, seed=seed, freeze_bn=freeze_bn, source_groups=source_groups,
-                           dro_step=dro_step, cuda_graphs=cuda_graphs, compile_backend=compile_backend)
+                           hparams=hparams, reference=reference, cuda_graphs=cuda_graphs,
+                           compile_backend=compile_backend)
     for _ in range(epochs):
         for idx in trainer.batches():
             trainer.step(idx)

@@ -11,7 +11,7 @@ kernels), for any architecture, and the members' sets may differ in size (a run 
 batches simply stops launching earlier in the epoch).
 
 An earlier version widened K copies of the network into one K-group convolutional network; on
-an H100 it was slower (`bench/pack_streams.py`: 294,000 images/s for 32 runs against 325,000 on
+an H100 it was slower (`bench/studies/pack_streams.py`: 294,000 images/s for 32 runs against 325,000 on
 32 streams, and 345,000 with 8 runs on 8 streams), cost a cuDNN autotuning pass for every new
 pack size, and could not pack attention models. Sharing 8 streams among the runs (CUDA's
 default number of hardware queues) was slower again: a stream carrying 2 of 9 runs makes every
@@ -20,8 +20,9 @@ round twice as long (docs/performance.md has the numbers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -33,13 +34,16 @@ from .models import Classifier
 
 @dataclass(frozen=True, eq=False)
 class PackMember:
-    """One run of a pack: its own training and validation sets, method, lr and seed."""
+    """One run of a pack: its own training and validation sets, method (with its hyperparameters
+    and its reference model's logits on `train`, if it has one), lr and seed."""
 
     train: GroupedImages
     val: GroupedImages
     method: str
     lr: float
     seed: int
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    reference: torch.Tensor | None = None  # float (N, C)
 
 
 def train_packed(
@@ -52,7 +56,6 @@ def train_packed(
     weight_decay: float = 1e-5,
     freeze_bn: bool = False,
     source_groups: bool = False,
-    dro_step: float = 0.01,
     on_epoch: Callable[[int, float], None] | None = None,
     cuda_graphs: bool = True,
     compile_backend: str | None = None,
@@ -76,7 +79,8 @@ def train_packed(
         trainers.append(StageTrainer(
             model, m.train, m.val, groups, method=m.method, lr=m.lr, batch_size=batch_size,
             weight_decay=weight_decay, seed=m.seed, freeze_bn=freeze_bn, source_groups=source_groups,
-            dro_step=dro_step, cuda_graphs=cuda_graphs, stream=stream, compile_backend=compile_backend))
+            hparams=m.hparams, reference=m.reference, cuda_graphs=cuda_graphs, stream=stream,
+            compile_backend=compile_backend))
     failed: list[Diverged | None] = [None] * k
     for epoch in range(1, epochs + 1):
         live = [i for i in range(k) if failed[i] is None]

@@ -3,17 +3,19 @@ train or refit its own last step, evaluate, and write its record.
 
 Record keys: hash, config (canonical), label, status ('ok' | 'failed'), error, val, test,
 test_synthetic (metrics records, see ffr_lib.metrics), best_epoch, history, method_state,
-train_counts, dfr (DFR only), trained / reused (hashes of the trainings this call did and of the
+train_counts, <method> and val_<method> (a refitting method: DFR, AFR), trained / reused (hashes of the trainings this call did and of the
 checkpoints it loaded), seconds, device, device_name (the GPU's or CPU's name), threads,
 precision (training), eval_precision, compiled (ffr_lib.numerics: what distinguishes runs'
 numerics), deterministic, versions, commit, finished_at.
 For DFR, `val` holds the ERM base's validation metrics: the base is chosen by them (the
-authors' "selected ERM model"), and DFR's own fit has seen all of validation (`val_dfr`).
+authors' "selected ERM model"), and DFR's own fit has seen all of validation (`val_dfr`). A
+refit that holds part of validation out (AFR) is measured there instead (RefitResult.held_out).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import platform
 import time
 from collections.abc import Mapping
@@ -26,8 +28,17 @@ import torch
 from ..io import git_commit
 from ..results import ResultStore
 from .config import RunConfig
-from .dfr import fit_dfr
-from .loop import Diverged, StageResult, eval_precision, evaluate, features_of, precision, train_stage
+from .loop import (
+    Diverged,
+    StageResult,
+    eval_precision,
+    evaluate,
+    features_of,
+    logits_of,
+    precision,
+    train_stage,
+)
+from .methods import METHODS
 from .models import Classifier, build_model
 from .modes import RunData, compose, data_root, dataset_splits
 from .packing import PackMember, train_packed
@@ -134,8 +145,8 @@ class Runner:
         model = None
         try:
             data = compose(config)
-            if config.method == "dfr":
-                model, extra = self._dfr(config, data)
+            if not config.trains:
+                model, extra = self._refit(config, data)
             else:
                 model, extra = self._train(config, data)
             record.update(extra)
@@ -186,8 +197,24 @@ class Runner:
             return fresh_model(config, data.val.n_classes, self.device), [], []
         return self.model_of(prefix)
 
+    def _reference(self, config: RunConfig, data: RunData, start: Classifier) -> torch.Tensor | None:
+        """float (N, C): the logits on the last stage's training set of the method's reference
+        model, ERM for `reference_epochs` from the run's own start model with the run's lr and
+        seed (JTT's identification model); None for a method without one."""
+        epochs = METHODS[config.method].reference_epochs(dict(config.hparams))
+        if not epochs:
+            return None
+        model = copy.deepcopy(start)
+        self.trainings += 1
+        train_stage(model, data.stages[-1], data.val, data.groups, method="erm", lr=config.lr, epochs=epochs,
+                    batch_size=config.batch_size, weight_decay=config.weight_decay, seed=config.seed,
+                    freeze_bn=config.freeze_bn, source_groups=data.source_groups,
+                    compile_backend=self.compile_backend)
+        return logits_of(model, data.stages[-1].images.to(self.device))
+
     def _train(self, config: RunConfig, data: RunData) -> tuple[Classifier, dict]:
         model, trained, reused = self._start(config, data)
+        reference = self._reference(config, data, model)
         self.trainings += 1
         result = train_stage(
             model,
@@ -202,7 +229,8 @@ class Runner:
             seed=config.seed,
             freeze_bn=config.freeze_bn,
             source_groups=data.source_groups,
-            dro_step=config.dro_step,
+            hparams=dict(config.hparams),
+            reference=reference,
             compile_backend=self.compile_backend,
         )
         return model, self._train_extra(config, data, model, result, trained, reused)
@@ -238,7 +266,7 @@ class Runner:
 
     def _compute_pack(self, configs: list[RunConfig], composed: Mapping[str, RunData]) -> None:
         first = configs[0]
-        same = ("model", "width", "epochs", "batch_size", "weight_decay", "freeze_bn", "dro_step", "mode")
+        same = ("model", "width", "epochs", "batch_size", "weight_decay", "freeze_bn", "mode")
         for c in configs:
             if not c.trains or any(getattr(c, f) != getattr(first, f) for f in same):
                 raise ValueError(f"run_pack: {c.label()} cannot share a pack with {first.label()} "
@@ -252,13 +280,13 @@ class Runner:
             records.append(self._record(c))
             models.append(model)
             starts.append((trained, reused))
-            members.append(PackMember(d.stages[-1], d.val, c.method, c.lr, c.seed))
+            members.append(PackMember(d.stages[-1], d.val, c.method, c.lr, c.seed, dict(c.hparams),
+                                      self._reference(c, d, model)))
         self.trainings += len(configs)
         t_start = time.perf_counter()
         results = train_packed(models, members, datas[0].groups, epochs=first.epochs, batch_size=first.batch_size,
                                weight_decay=first.weight_decay, freeze_bn=first.freeze_bn,
-                               source_groups=datas[0].source_groups, dro_step=first.dro_step,
-                               compile_backend=self.compile_backend)
+                               source_groups=datas[0].source_groups, compile_backend=self.compile_backend)
         t_train = time.perf_counter()
         # where the pack's time went (the same in each of its records): data, starting models, training
         timing = {"data": t_data - t0, "start": t_start - t_data, "train": t_train - t_start}
@@ -273,18 +301,24 @@ class Runner:
                 self._evaluate(record, model, d, save=c.hash in self.keep)
             self._finish(record, t1 - share, write=True)
 
-    def _dfr(self, config: RunConfig, data: RunData) -> tuple[Classifier, dict]:
+    def _refit(self, config: RunConfig, data: RunData) -> tuple[Classifier, dict]:
+        """A refitting method (DFR, AFR): the last layer of the ERM base refit on validation
+        features; a method without group labels gets none."""
         base = config.base()
         model, trained, reused = self.model_of(base)
         base_record = self.store.get(base.hash)
+        method = METHODS[config.method]
         val = data.val.to(self.device)
         feats = features_of(model, val.images).cpu().numpy()
-        fit = fit_dfr(feats, val.y.cpu().numpy(), val.group.cpu().numpy(), seed=config.seed)
-        model.head = fit.head(val.n_classes).to(self.device)
+        groups = val.group.cpu().numpy() if method.uses_groups else None
+        fit = method.refit(feats, val.y.cpu().numpy(), groups, model.head, dict(config.hparams), config.seed)
+        model.head = fit.head.to(self.device)
+        held = None if fit.held_out is None else val.subset(fit.held_out)
         extra = {
-            "val": base_record["val"],
-            "val_dfr": evaluate(model, val, data.groups, data.train_weights, "validation set"),
-            "dfr": {"C": fit.c, "tuning": fit.tuning, "n_per_fit": fit.n_train},
+            "val": base_record["val"] if held is None else evaluate(model, held, data.groups, data.train_weights,
+                                                                    "held-out validation set"),
+            f"val_{config.method}": evaluate(model, val, data.groups, data.train_weights, "validation set"),
+            config.method: fit.info,
             "best_epoch": base_record.get("best_epoch"),
             "base": base.hash,
             "trained": trained,

@@ -1,6 +1,6 @@
 """Aggregate training throughput of K small runs packed (each on its own CUDA stream), for several K.
 
-    python bench/pack_sizes.py --device cuda --sizes 1 2 4 8 16 32 --images 10000 --epochs 3
+    python bench/studies/pack_sizes.py --device cuda --sizes 1 2 4 8 16 32 --images 10000 --epochs 3
 
 Each K trains K copies of the small ResNet (width 32, 32 px, batch 128 each, ERM, bf16 and
 channels_last on CUDA) with ffr_lib.training.packing.train_packed on one world training set;
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 
+import _bench  # noqa: F401 - bench/ on sys.path
 import torch
 from _common import (
     RESULTS,

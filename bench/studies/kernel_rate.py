@@ -1,6 +1,6 @@
 """How many small kernels a second the GPU runs when S streams each replay a CUDA graph of them.
 
-    python bench/kernel_rate.py --streams 1 9 27 --elements 1 1048576
+    python bench/studies/kernel_rate.py --streams 1 9 27 --elements 1 1048576
 
 A packed sweep replays, on each run's stream, one graph of ~260 kernels a step (128 images).
 At the H200's plateau of ~415,000 image-steps/s that is ~840,000 kernels a second. This script
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import _bench  # noqa: F401 - bench/ on sys.path
 import torch
 from _common import RESULTS, machine_info, table, write_json
 

@@ -11,6 +11,8 @@
   BN, 50 epochs (their code; the paper says 20), weight decay 1e-5, synthetic sets from disk.
   paper-real-official: the same grid on the authors' own splits (their data/*.pkl, from
   $FFR_SPLITS_DIR; ffr_lib.data.official_splits), the same for every seed.
+- paper-labelfree: JTT and AFR, which never read group labels in training, x the four modes at
+  the paper's scale (our question: does FFR lift them too?), reusing paper's records.
 - quick-ablations / paper-ablations: notebook 03's ablations (ECCV tables 1, 2, 4, 5, 8, ICLR
   figure 5 and our regime map over the generator's knobs) on a tiny world on a CPU, and at the
   paper's scale (5 seeds, the evidence protocol) for a GPU job.
@@ -24,8 +26,8 @@ from dataclasses import dataclass, replace
 
 from ..data.splits import PAPER_RATIOS, WORLD_VAL_FLOOR
 from ..registry import Registry
-from .config import RunConfig
-from .sweep import Grid, grid, unique
+from ..training.config import RunConfig
+from .grids import Grid, grid, unique
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,39 @@ def _paper_pilot() -> tuple[Grid, ...]:
 
 _register(Profile("paper-pilot", "the pilot that chose the paper grids' lr ranges (a GPU job, ~300 runs)",
                   _paper_pilot()))
+
+
+# -- methods without group labels (issue #24): does FFR's pretraining lift them too? ---------------
+LABEL_FREE = ("jtt", "afr")  # methods that never read group labels in training
+LABEL_FREE_RATIOS = (0.99, 0.999)
+LABEL_FREE_HPARAMS = {"jtt": ({"id_epochs": 1, "upweight": 20.0}, {"id_epochs": 1, "upweight": 50.0}),
+                      "afr": ({"gamma": 1.0, "reg": 0.0}, {"gamma": 4.0, "reg": 0.0}, {"gamma": 4.0, "reg": 0.1})}
+
+
+def _paper_labelfree() -> tuple[Grid, ...]:
+    """JTT and AFR crossed with the four modes at the paper's scale under the evidence protocol
+    (5 seeds, the paper grid's lrs, FFR's stage-1 lr chosen first) on shapes-binary at the
+    high-bias ratios 0.99 and 0.999 (2 cells x 5 seeds: the claims rule's fewest pairs is 6); our
+    question, not the paper's: does FFR lift methods that never see group labels? Its store
+    reuses `paper`'s records (tables.SHARES): FFR's stage 1 and AFR's ERM bases, so AFR costs
+    refits only. Search spaces narrowed to fit the GPU budget (bench/grid_estimate.py: ~13 min on
+    an H100 beside paper's 85): JTT's identification for 1 epoch, upweight 20 or 50; AFR's gamma
+    1 or 4 without the pull to the ERM head, and gamma 4 with reg 0.1; FFR+JTT with unfrozen BN."""
+    ffr = replace(PAPER_BASE, mode="ffr")
+    on = {"dataset": ("shapes-binary",), "ratio": LABEL_FREE_RATIOS, "seed": SEEDS}
+    jtt = {"method": ("jtt",), "hparams": LABEL_FREE_HPARAMS["jtt"]}
+    afr = {"method": ("afr",), "hparams": LABEL_FREE_HPARAMS["afr"]}
+    return (
+        grid(PAPER_BASE, **on, mode=("none", "usb", "asb"), **jtt, lr=LRS),
+        grid(ffr, **on, **jtt, pre_lr=PRE_LRS, lr=FFR_LRS),
+        grid(PAPER_BASE, **on, mode=("none", "usb", "asb"), **afr, lr=LRS),
+        grid(ffr, **on, **afr, pre_lr=PRE_LRS, lr=FFR_LRS, freeze_bn=(False, True)),
+    )
+
+
+_register(Profile("paper-labelfree", "JTT and AFR (no group labels in training) x the four modes, shapes-binary at "
+                                     "0.99 and 0.999, evidence protocol; reuses paper's records (a GPU job)",
+                  _paper_labelfree()))
 
 
 def _paper_real(official: bool = False) -> tuple[Grid, ...]:

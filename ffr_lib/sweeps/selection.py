@@ -1,7 +1,7 @@
 """Model selection: named pure functions over the flattened run records (results.frame()).
 
 Each function returns, per cell (all config fields but the seed and the tuned hyperparameters
-lr, freeze_bn, pre_lr, weight_decay), the rows of every seed of the one hyperparameter setting
+lr, freeze_bn, pre_lr, weight_decay and the method's own: hp_<name> columns, and dro_step), the rows of every seed of the one hyperparameter setting
 it chooses, with a `selection` column naming the rule:
 - `val_worst_group` (default, the authors'): the best mean validation WA over seeds;
 - `val_worst_class`: the best mean validation worst-class accuracy (needs no bias labels);
@@ -10,7 +10,8 @@ it chooses, with a `selection` column naming the rule:
 Ties are broken by a stated chain, never by sort order (CHAINS): after the rule's metric, the
 mean validation BA (oracle: test BA), then the lowest mean group-balanced validation loss at
 the runs' best epochs; settings equal on all of these take the smaller lr, then unfrozen BN,
-then the smaller stage-1 lr and weight decay (SETTING_ORDER). The best epoch of each run was
+then the smaller stage-1 lr and weight decay (SETTING_ORDER), then the smaller value of each
+method hyperparameter. The best epoch of each run was
 chosen inside the run by the same keys (loop.EPOCH_KEYS). DFR records carry their ERM base's
 validation metrics, so DFR follows the selected ERM model. Where the records hold FFR stage-1
 runs for several stage-1 learning rates, the stage-1 lr (pre_lr) is chosen first, on those
@@ -26,12 +27,14 @@ import numpy as np
 import pandas as pd
 
 from ..registry import Registry
-from .config import TUNED, RunConfig
+from ..training.config import TUNED, RunConfig
+from ..training.methods import legacy_fields
 
 Selection = Callable[[pd.DataFrame], pd.DataFrame]
 SELECTIONS: Registry[Selection] = Registry("selection")
 
 CELL_EXCLUDE = ("hash", "status", "seed", *TUNED)
+HP_PREFIX = "hp_"  # a method's hyperparameter <name> is the frame column hp_<name> (results.flatten)
 # (column, +1 larger is better | -1 smaller is better): the rule's metric first, then the rest
 CHAINS: dict[str, tuple[tuple[str, int], ...]] = {
     "val_wa": (("val_wa", 1), ("val_ba", 1), ("val_loss", -1)),
@@ -40,7 +43,14 @@ CHAINS: dict[str, tuple[tuple[str, int], ...]] = {
 }
 SETTING_ORDER = ("lr", "freeze_bn", "pre_lr", "weight_decay")  # last resort: smaller first, False first
 # a stage-1 cell is a two-stage run's cell minus the fields that only stage 2 has
-STAGE2_ONLY = ("mode", "order", "method", "freeze_bn", "epochs", "dro_step", "pre_epochs")
+STAGE2_ONLY = ("mode", "order", "method", "freeze_bn", "epochs", "pre_epochs")
+
+
+def tuned_columns(df: pd.DataFrame) -> list[str]:
+    """The columns of `df` that selection tunes per cell: TUNED's, the methods' hyperparameters
+    (hp_<name>) and the flat fields some of them once were (dro_step)."""
+    own = sorted(c for c in df.columns if c.startswith(HP_PREFIX))
+    return [c for c in TUNED if c in df.columns] + own + [c for c in legacy_fields() if c in df.columns]
 
 
 def cell_columns(df: pd.DataFrame) -> list[str]:
@@ -57,7 +67,7 @@ def _key(df: pd.DataFrame, columns: list[str]) -> pd.Series:
 
 
 def rank_settings(df: pd.DataFrame, cell: Sequence[str], chain: Sequence[tuple[str, int]],
-                  tuned: Sequence[str] = TUNED) -> pd.DataFrame:
+                  tuned: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per (cell, setting): the chain's means over seeds, `n` seeds and `rank` within
     the cell (0 = chosen), ordered by the chain, then SETTING_ORDER. Also `tie_broken_by`: for
     the chosen setting, the first key that separated it from the runner-up ('' if alone, the
@@ -65,7 +75,7 @@ def rank_settings(df: pd.DataFrame, cell: Sequence[str], chain: Sequence[tuple[s
     keys = [(c, d) for c, d in chain if c in df.columns]
     if not keys:
         raise KeyError(f"selection needs column {chain[0][0]!r}")
-    tuned = [c for c in tuned if c in df.columns]
+    tuned = tuned_columns(df) if tuned is None else [c for c in tuned if c in df.columns]
     df = df.assign(_cell=_key(df, list(cell)), _setting=_key(df, tuned))
     agg = {c: "mean" for c, _ in keys}
     means = df.groupby(["_cell", "_setting"], sort=False).agg({**agg, **{t: "first" for t in tuned}})
@@ -78,7 +88,7 @@ def rank_settings(df: pd.DataFrame, cell: Sequence[str], chain: Sequence[tuple[s
         means[col] = (-d * means[c]).fillna(np.inf)
         sort_cols.append(col)
         ascending.append(True)
-    for t in SETTING_ORDER:
+    for t in [*(t for t in SETTING_ORDER if t in tuned), *(t for t in tuned if t not in SETTING_ORDER)]:
         if t in tuned:
             col = f"_sort_{t}"
             means[col] = means[t].map(lambda v: (1, 0.0) if v is None or (isinstance(v, float) and np.isnan(v))
@@ -110,7 +120,7 @@ def select_by(df: pd.DataFrame, metric: str, name: str) -> pd.DataFrame:
         raise KeyError(f"selection {name!r} needs column {metric!r}")
     ranked = rank_settings(df, cell_columns(df), CHAINS[metric])
     best = ranked.loc[ranked["rank"] == 0, ["_cell", "_setting"]]
-    tuned = [c for c in TUNED if c in df.columns]
+    tuned = tuned_columns(df)
     keyed = df.assign(_cell=_key(df, cell_columns(df)), _setting=_key(df, tuned))
     chosen = keyed.reset_index(drop=True).merge(best, on=["_cell", "_setting"])
     return chosen.drop(columns=["_cell", "_setting"]).assign(selection=name)
@@ -223,7 +233,7 @@ def selection_report(df: pd.DataFrame, rule: str = "val_worst_group") -> pd.Data
     keyed = chosen_two.assign(_cell=_key(chosen_two, cells))
     for cell, part in ranked.groupby("_cell", sort=True):
         runs = keyed[keyed["_cell"] == cell]
-        for param in [t for t in TUNED if t in runs.columns and runs[t].dropna().nunique() > 1]:
+        for param in [t for t in tuned_columns(runs) if runs[t].dropna().nunique() > 1]:
             row = _report_row(runs.iloc[0], param, part, metric, runs)
             if param == "lr" and row["edge"] == "bottom" and row["mode"] == "ffr" and not stage1.empty:
                 row["stage1_val_wa"] = _stage1_mean(stage1, runs, part)

@@ -10,7 +10,7 @@ group has a record; then the stage-1 lr is chosen on those records by the select
 (selection.CHAINS: mean validation WA over seeds, then BA, then loss, then the smaller lr) and
 only the runs from the chosen stage 1 remain. `sweep.run_sweep` plans again after each round,
 so a sweep trains the stage-1 phase, chooses, and trains the rest, and a killed sweep resumes
-at whichever step it stopped. DFR runs are gated with the ERM runs they refit.
+at whichever step it stopped. Refitting runs (DFR, AFR) are gated with the ERM runs they refit.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..results import records_frame
-from .config import RunConfig
+from ..training.config import RunConfig
 from .selection import CHAINS, rank_settings
 
 
 def _two_stage(config: RunConfig) -> RunConfig | None:
-    """The two-stage FFR run (1-2 or 2-1) a config trains or refits (itself, or a DFR run's
+    """The two-stage FFR run (1-2 or 2-1) a config trains or refits (itself, or a refitting run's
     base), else None."""
     c = config.canonical()
-    two = c.base() if c.method == "dfr" else c
+    two = c if c.trains else c.base()
     return two if two.mode == "ffr" and two.order in ("1-2", "2-1") else None
 
 

@@ -1,10 +1,7 @@
-"""Executors, one registry: the same plan, run in this process, on every visible GPU, on a
-SLURM cluster through submitit, or only printed (dry run).
-
-An executor takes a `Plan` (phases of pending runs: a phase starts when the previous one has
-finished, so dependencies are ready; the pools of worker processes follow the DAG itself,
-sweep.ReadyQueue) and the store's folder, and returns one outcome dict per
-run ({'hash', 'label', 'status', 'error'}), or None for the dry run.
+"""The packed executor: runs that can share a pack (schedule.pack_key) trained together on one
+GPU, each on its own CUDA stream, with synthetic sets rendered ahead (prefetch.py) and each
+pack's data composed on a thread while the pack before it trains; on several devices, one
+worker process a device, each taking independent groups of the plan (schedule.work_groups).
 """
 
 from __future__ import annotations
@@ -16,42 +13,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from ..errors import error_cause
-from ..registry import Registry
-from . import data_cache
-from .config import RunConfig
-from .modes import RunData, compose
-from .sweep import Plan, ReadyQueue, packs, run_many, run_one, run_pack, work_groups
-
-Executor = Callable[..., list[dict] | None]
-EXECUTORS: Registry[Executor] = Registry("executor")
-
-
-def _bar(plan: Plan, progress: bool) -> tqdm:
-    return tqdm(total=plan.pending, desc="runs", unit="run", disable=not progress, dynamic_ncols=True)
-
-
-def _note(bar: tqdm, outcome: dict) -> None:
-    bar.update(1)
-    if outcome["status"] != "ok":
-        bar.write(f"{outcome['status']}: {outcome['label']} ({outcome['hash']}): {error_cause(outcome['error'])}")
-
-
-@EXECUTORS.register("inprocess")
-def inprocess(plan: Plan, folder: str, progress: bool = True, device: str = "cpu", threads: int | None = None,
-              compile_backend: str | None = None) -> list[dict]:
-    """One run after another in this process (keeps loaded data sets in memory between runs)."""
-    outcomes = []
-    with _bar(plan, progress) as bar:
-        for phase in plan.phases:
-            for config in phase:
-                bar.set_postfix_str(config.label(), refresh=True)
-                outcome = run_one(config.to_dict(), folder, sorted(plan.keep), device, threads, compile_backend)
-                outcomes.append(outcome)
-                _note(bar, outcome)
-    return outcomes
+from ..training import data_cache
+from ..training.config import RunConfig
+from ..training.modes import RunData, compose
+from . import prefetch
+from .jobs import run_one, run_pack
+from .plan import Plan
+from .schedule import packs, work_groups
+from .workers import note, pin, progress_bar
 
 
 @contextlib.contextmanager
@@ -74,7 +43,7 @@ def _compose_pack(pack: Sequence[RunConfig], ready: dict[str, Future]) -> dict[s
     lru_caches and atomic file writes."""
     out = {}
     for c in pack:
-        future = ready.get(data_cache.data_key(c))
+        future = ready.get(prefetch.data_key(c))
         if future is not None and future.exception() is not None:
             continue
         try:
@@ -97,21 +66,20 @@ def _prefetch_order(plans: Sequence[Plan], max_pack: int) -> list[RunConfig]:
 
 
 # runs a pack at most: on an H100, 8 small-ResNet runs side by side train 304,000 images/s and
-# 32 train 266,000 (bench/pack_sizes.py; more runs contend for the GPU), so a cell's 18 or 27
+# 32 train 266,000 (bench/studies/pack_sizes.py; more runs contend for the GPU), so a cell's 18 or 27
 # runs go as packs of 9
 MAX_PACK = 9
 
 
-@EXECUTORS.register("packed")
 def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda", threads: int | None = None,
            max_pack: int = MAX_PACK, prefetch_workers: int | None = None,
            compile_backend: str | None = None, devices: Sequence[str] | None = None,
            report: Callable[[dict], None] | None = None) -> list[dict]:
-    """In this process, trainings that can share a pack (sweep.pack_key: same cell but seed, lr,
+    """In this process, trainings that can share a pack (schedule.pack_key: same cell but seed, lr,
     method and generator knobs) trained together by packing.train_packed, up to `max_pack` at
     once (each run on its own CUDA stream); DFR refits one at a time. For small models on a GPU. Synthetic
     sets are rendered ahead by `prefetch_workers` processes (default: all cores but two) into
-    the disk cache (data_cache.py), in the order the packs need them, and each pack's data sets
+    the disk cache (training/data_cache.py, prefetch.py), in the order the packs need them, and each pack's data sets
     are composed on a thread while the pack before it trains. compile_backend: torch.compile
     the packed runs' training forward ('inductor'; see loop.train_stage). `devices`: two or more
     (e.g. every GPU of a node) run the plan's independent groups in one worker process each
@@ -130,16 +98,16 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
 
     def finished(outcome: dict) -> None:
         outcomes.append(outcome)
-        _note(bar, outcome)
+        note(bar, outcome)
         if report is not None:
             report(outcome)
 
     keep = sorted(plan.keep)
     order = [[p for p in packs(phase, max_pack) if len(p) > 1] for phase in plan.phases]
     flat = [pack for phase_packs in order for pack in phase_packs]
-    with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar, \
+    with _synthetic_cache(folder) as cache, progress_bar(plan, progress) as bar, \
             ThreadPoolExecutor(1, thread_name_prefix="ffr-compose") as composer:
-        ready = data_cache.prefetch(_prefetch_order([plan], max_pack), cache, workers)
+        ready = prefetch.prefetch(_prefetch_order([plan], max_pack), cache, workers)
         # the next pack's data sets are composed on a thread while a pack trains
         ahead = {0: composer.submit(_compose_pack, flat[0], ready)} if flat else {}
         j = 0
@@ -166,13 +134,13 @@ _GROUP_WORKER: dict = {}  # in each packed_on_devices worker process: its device
 
 def _pin_group_worker(devices: mp.Queue, reports, threads: int | None) -> None:
     """Worker initializer: take one device for the worker's life, and the queue to report on."""
-    _pin(devices, threads)
+    pin(devices, threads)
     _GROUP_WORKER.update(device=os.environ["FFR_WORKER_DEVICE"], reports=reports)
 
 
 def _packed_group(phases: list[list[dict]], keep: list[str], folder: str, threads: int | None, max_pack: int,
                   compile_backend: str | None) -> list[dict]:
-    """Worker: one group of the plan (sweep.work_groups) through `packed` on this worker's
+    """Worker: one group of the plan (schedule.work_groups) through `packed` on this worker's
     device, reporting each outcome; the parent renders the synthetic sets ahead."""
     group = Plan([[RunConfig.from_dict(c) for c in phase] for phase in phases], frozenset(keep), 0)
     return packed(group, folder, progress=False, device=_GROUP_WORKER["device"], threads=threads, max_pack=max_pack,
@@ -193,7 +161,7 @@ def packed_on_devices(plan: Plan, folder: str, progress: bool, devices: Sequence
                       compile_backend: str | None = None) -> list[dict]:
     """The packed executor on several devices: one spawned worker process per device (the same
     device may be named twice, to overlap one worker's start-up, compilation and refits with the
-    other's training), each running independent groups of the plan (sweep.work_groups: the same
+    other's training), each running independent groups of the plan (schedule.work_groups: the same
     packs as one process would train), the largest first, the next group to the first free
     worker. The synthetic sets of all groups are rendered here ahead, in that order, by
     `prefetch_workers` processes (default: all cores but two and one a device)."""
@@ -202,8 +170,8 @@ def packed_on_devices(plan: Plan, folder: str, progress: bool, devices: Sequence
     workers = default if prefetch_workers is None else prefetch_workers
     ctx = mp.get_context("spawn")
     outcomes: list[dict] = []
-    with _synthetic_cache(folder) as cache, _bar(plan, progress) as bar, ctx.Manager() as manager:
-        data_cache.prefetch(_prefetch_order(groups, max_pack), cache, workers)
+    with _synthetic_cache(folder) as cache, progress_bar(plan, progress) as bar, ctx.Manager() as manager:
+        prefetch.prefetch(_prefetch_order(groups, max_pack), cache, workers)
         device_queue, reports = ctx.Queue(), manager.Queue()
         for d in devices:
             device_queue.put(d)
@@ -213,7 +181,7 @@ def packed_on_devices(plan: Plan, folder: str, progress: bool, devices: Sequence
             while not reports.empty():
                 outcome = reports.get()
                 seen.append(outcome)
-                _note(bar, outcome)
+                note(bar, outcome)
 
         pool = ProcessPoolExecutor(len(devices), mp_context=ctx, initializer=_pin_group_worker,
                                    initargs=(device_queue, reports, threads))
@@ -236,7 +204,7 @@ def packed_on_devices(plan: Plan, folder: str, progress: bool, devices: Sequence
                         outcomes += written
                         for o in unreported(group, written, error):
                             outcomes.append(o)
-                            _note(bar, o)
+                            note(bar, o)
         except BaseException:
             # interrupted (a notebook's stop button reaches only this process): stop the workers
             # now rather than after their groups; every record written so far is whole, and a
@@ -256,143 +224,3 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         proc.terminate()
     for proc in processes:
         proc.join(timeout=10)
-
-
-def _pin(devices: mp.Queue, threads: int | None) -> None:
-    """Worker initializer: take one device for the worker's life."""
-    device = devices.get()
-    os.environ["FFR_WORKER_DEVICE"] = device
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.set_device(device)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def _run_pinned(config: dict, folder: str, keep: Sequence[str], threads: int | None) -> dict:
-    return run_one(config, folder, keep, os.environ["FFR_WORKER_DEVICE"], threads)
-
-
-def visible_devices() -> list[str]:
-    import torch
-
-    return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-
-
-@EXECUTORS.register("gpus")
-def gpus(
-    plan: Plan,
-    folder: str,
-    progress: bool = True,
-    devices: Sequence[str] | None = None,
-    threads: int | None = None,
-) -> list[dict]:
-    """One worker process per device (default: every visible GPU), each pinned to its device;
-    a run starts as soon as its dependencies have finished, longest chain of work first
-    (sweep.ReadyQueue), not phase by phase; workers keep their loaded data sets between runs."""
-    devices = list(devices) if devices is not None else visible_devices()
-    if not devices:
-        raise RuntimeError("executor 'gpus': no visible GPU (CUDA_VISIBLE_DEVICES?); use 'inprocess' on a CPU")
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    for d in devices:
-        queue.put(d)
-    outcomes = []
-    keep = sorted(plan.keep)
-    order = ReadyQueue(plan)
-    running: dict[Future, RunConfig] = {}
-    with _bar(plan, progress) as bar, ProcessPoolExecutor(
-        len(devices), mp_context=ctx, initializer=_pin, initargs=(queue, threads)
-    ) as pool:
-        while order.left:
-            while len(running) < len(devices) and (c := order.pop()) is not None:
-                running[pool.submit(_run_pinned, c.to_dict(), folder, keep, threads)] = c
-            if not running:
-                raise RuntimeError(f"{order.left} run(s) wait on dependencies that never finish")
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                config = running.pop(fut)
-                bar.set_postfix_str(config.label(), refresh=True)
-                outcome = fut.result()
-                order.finished(config.hash)
-                outcomes.append(outcome)
-                _note(bar, outcome)
-    return outcomes
-
-
-@EXECUTORS.register("processes")
-def processes(plan: Plan, folder: str, progress: bool = True, device: str = "cpu", workers: int = 2,
-              threads: int | None = 1) -> list[dict]:
-    """`workers` processes on one device, `threads` each, taking runs in dependency order
-    (sweep.ReadyQueue). On a CPU with 2 cores, 2 one-thread workers use both cores and never wait on each
-    other, where one process with 2 OpenMP threads stalls when anything else runs."""
-    if workers < 1:
-        raise ValueError(f"executor 'processes': workers must be >= 1, got {workers}")
-    return gpus(plan, folder, progress, devices=[device] * workers, threads=threads)
-
-
-@EXECUTORS.register("slurm")
-def slurm(
-    plan: Plan,
-    folder: str,
-    progress: bool = True,
-    cluster: str | None = None,
-    runs_per_job: int = 8,
-    threads: int | None = None,
-    **slurm_parameters,
-) -> list[dict]:
-    """Submit each phase as a job array through submitit (`runs_per_job` runs per task, one GPU
-    each); `cluster` None = auto (SLURM where available), 'local' = subprocesses here (tests).
-    Extra keyword arguments go to `update_parameters` (e.g. slurm_partition, timeout_min)."""
-    import submitit
-
-    executor = submitit.AutoExecutor(folder=Path(folder) / "submitit", cluster=cluster)
-    params = {"timeout_min": 240, "gpus_per_node": 1, "cpus_per_task": 8, **slurm_parameters}
-    if executor.cluster in ("local", "debug"):
-        params.pop("gpus_per_node")
-        params.pop("cpus_per_task")
-    executor.update_parameters(**params)
-    keep = sorted(plan.keep)
-    device = "cpu" if executor.cluster in ("local", "debug") else "cuda"
-    outcomes = []
-    with _bar(plan, progress) as bar:
-        for phase in plan.phases:
-            chunks = [phase[i : i + runs_per_job] for i in range(0, len(phase), runs_per_job)]
-            jobs = executor.map_array(
-                run_many,
-                [[c.to_dict() for c in chunk] for chunk in chunks],
-                [folder] * len(chunks),
-                [keep] * len(chunks),
-                [device] * len(chunks),
-                [threads] * len(chunks),
-            )
-            for job, chunk in zip(jobs, chunks):
-                bar.set_postfix_str(f"job {job.job_id}: {chunk[0].label()} ...", refresh=True)
-                for outcome in job.result():
-                    outcomes.append(outcome)
-                    _note(bar, outcome)
-    return outcomes
-
-
-@EXECUTORS.register("dry")
-def dry(plan: Plan, folder: str, progress: bool = True, **_: object) -> None:
-    """Print the plan (phases, runs, checkpoints kept, trainings) and run nothing."""
-    c = plan.counts
-    print(
-        f"plan for {folder}: {c.get('runs', 0)} runs in the grid, {c.get('nodes', 0)} DAG nodes, "
-        f"{plan.stored} stored, {plan.pending} to run; trainings {c.get('trainings_with_reuse', 0)} with reuse, "
-        f"{c.get('trainings_without_reuse', 0)} without; {c.get('dfr_fits', 0)} DFR refits"
-    )
-    if plan.deferred or c.get("trainings_staged", 0) != c.get("trainings_with_reuse", 0):
-        print(f"staged search: {c.get('trainings_staged', 0)} trainings with stage 2 only from the chosen stage-1 lr "
-              f"(instead of {c.get('trainings_with_reuse', 0)}); {plan.deferred} runs wait for that choice, "
-              "planned once their stage-1 runs have records")
-    for k, phase in enumerate(plan.phases):
-        print(f"phase {k}: {len(phase)} runs")
-        for config in phase:
-            flag = " [checkpoint kept]" if config.hash in plan.keep else ""
-            print(f"  {config.hash}  {config.label()}{flag}")
-    return None

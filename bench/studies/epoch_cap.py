@@ -1,6 +1,6 @@
 """What training fewer epochs would change in a grid's results, from its run records alone (no GPU).
 
-    python bench/epoch_cap.py results/paper --caps 5 8 10 12 15 20
+    python bench/studies/epoch_cap.py results/paper --caps 5 8 10 12 15 20
 
 The loop has no schedule (constant lr, one seeded generator a run), so a run trained for E
 epochs is exactly the first E epochs of the same run trained longer, and it keeps the epoch
@@ -20,6 +20,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+import _bench  # noqa: F401 - bench/ on sys.path
 from _common import RESULTS, machine_info, table, write_json
 from grid_breakdown import load_records
 

@@ -6,11 +6,14 @@ group to the smallest; standardise; L1 logistic regression (liblinear) for each 
 pick C by worst-group accuracy on the other half. Final: N_FITS fits on group-balanced
 subsamples of the whole validation set, standardised with its statistics, coefficients and
 intercepts averaged. With more than two classes liblinear is one-vs-rest (sklearn's wrapper).
+DFR reads validation's group labels to balance its fits: a method with group labels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +22,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 from torch import nn
+
+from .base import METHODS, Method, RefitResult
 
 C_GRID = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
 N_FITS = 20
@@ -122,3 +127,18 @@ def fit_dfr(
         tuning={str(c): v for c, v in tuning.items()},
         n_train=len(keep),
     )
+
+
+@METHODS.register("dfr")
+class DFR(Method):
+    """No network training: the last layer of the ERM base refit on validation (fit_dfr)."""
+
+    name = "dfr"
+    trains = False
+
+    @classmethod
+    def refit(cls, features: np.ndarray, y: np.ndarray, groups: np.ndarray | None, head: nn.Module,
+              hparams: Mapping[str, Any], seed: int) -> RefitResult:
+        fit = fit_dfr(features, y, groups, seed=seed)
+        info = {"C": fit.c, "tuning": fit.tuning, "n_per_fit": fit.n_train}
+        return RefitResult(fit.head(head.out_features), info)

@@ -1,6 +1,6 @@
 """Where a packed training step spends its GPU time: torch.profiler's CUDA kernels, grouped.
 
-    python bench/pack_profile.py --device cuda --runs 32 [--freeze-bn] [--compile]
+    python bench/studies/pack_profile.py --device cuda --runs 32 [--freeze-bn] [--compile]
 
 Trains K small ResNets packed (ffr_lib.training.packing.train_packed, CUDA graphs off so the
 profiler sees each kernel; the JSON results in bench/results are of the K-group network that
@@ -18,6 +18,7 @@ import argparse
 import re
 from collections import defaultdict
 
+import _bench  # noqa: F401 - bench/ on sys.path
 import torch
 from _common import RESULTS, default_device, machine_info, table, write_json
 from torch.profiler import ProfilerActivity, profile

@@ -1,7 +1,7 @@
 """Kernel rate of K small runs trained at once: one K-group network against K ordinary networks
 on parallel CUDA streams (and mixes: S streams, each a grouped pack of K/S runs), in one CUDA graph.
 
-    python bench/pack_streams.py --device cuda --runs 32 --layouts 1x32 4x8 32x1 --steps 60
+    python bench/studies/pack_streams.py --device cuda --runs 32 --layouts 1x32 4x8 32x1 --steps 60
 
 A layout "SxP" is S streams, each training P runs widened into one P-group network (`grouped`
 below, the packing ffr_lib used until 2026-11-25; P = 1 is an ordinary network,
@@ -19,6 +19,7 @@ import argparse
 import copy
 import time
 
+import _bench  # noqa: F401 - bench/ on sys.path
 import torch
 import torch.nn.functional as F
 from _common import (

@@ -20,7 +20,7 @@ from ..preflight import check_data_roots, check_synthetic_sets
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .config import RunConfig
+    from ..training.config import RunConfig
 
 TABLE_COLUMNS = ("dataset", "ratio", "mode", "order", "recipe", "method")
 ONE_DEVICE = ("inprocess", "processes", "slurm", "dry")
@@ -160,7 +160,7 @@ def sweep_command(
         check_synthetic_sets(*synthetic_sets_on_disk(configs))
     folder = Path(results) / profile
     if devices == ["all"]:
-        from .executors import visible_devices
+        from .workers import visible_devices
 
         devices = visible_devices()
         if not devices:
@@ -183,7 +183,7 @@ def sweep_command(
     if executor != "dry":  # runs a store another profile shares are copied, never trained again
         from ..results import ResultStore
         from ..tables import SHARES, import_records
-        from .sweep import closure
+        from .plan import closure
 
         for other in SHARES.get(profile, ()):
             copied = import_records(ResultStore(Path(results) / other), ResultStore(folder), list(closure(configs)))
