@@ -4,7 +4,6 @@ search space unless a profile sets the hyperparameter; selection tunes them per 
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,10 @@ STORES = ("quick", "quick-ablations", "paper-v1", "saliency")
 
 
 def _records(store: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((ROOT / "results" / store / "runs").glob("*.json"))]
+    """A committed store's records, loose (runs/*.json) or packed (packs/*.jsonl.gz)."""
+    from ffr_lib.results import ResultStore
+
+    return ResultStore(ROOT / "results" / store).records()
 
 
 @pytest.mark.parametrize("store", STORES)
