@@ -38,18 +38,18 @@ def pools(config: CompositeConfig) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("layout", ["binary", "animals"])
 def test_subgroup_counts_at_every_paper_ratio(layout):
     """The default pools, and the biased splits at every ratio: minority = ceil(M (1 - r) / r)
-    with M = 2,500 (train) and 1,000 (val), val at least 10 a group."""
+    with M = 2,500 (train) and 750 (val), val at least 10 a group."""
     config = CompositeConfig(layout=layout)
     table = ratio_table(pools(config), config.spec.class_names, config.spec.bias_names, majority=None)
     major = table[table["class"].map(config.spec.class_names.index) == table["bias"].map(config.spec.bias_names.index)]
     minor = table.drop(major.index)
     assert len(major) == len(config.spec.class_names) and len(minor) == len(config.spec.class_names)
     assert (major["train"] == 2500).all() and (minor["train"] == 1250).all()
-    assert (major["val"] == 1000).all() and (minor["val"] == 250).all() and (table["test"] == 900).all()
-    expected = {0.9: (278, 112), 0.95: (132, 53), 0.97: (78, 31), 0.99: (26, 11), 0.999: (3, 10)}
+    assert (major["val"] == 750).all() and (minor["val"] == 250).all() and (table["test"] == 450).all()
+    expected = {0.9: (278, 84), 0.95: (132, 40), 0.97: (78, 24), 0.99: (26, 10), 0.999: (3, 10)}
     for r in PAPER_RATIOS:
         assert (major[f"train@{r}"] == 2500).all() and (minor[f"train@{r}"] == expected[r][0]).all()
-        assert (major[f"val@{r}"] == 1000).all() and (minor[f"val@{r}"] == expected[r][1]).all()
+        assert (major[f"val@{r}"] == 750).all() and (minor[f"val@{r}"] == expected[r][1]).all()
 
 
 @pytest.mark.parametrize("layout", ["binary", "animals"])

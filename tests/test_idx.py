@@ -6,6 +6,7 @@ import struct
 
 import numpy as np
 import pytest
+import torch
 
 from ffr_lib.data.idx import (
     IdxError,
@@ -117,23 +118,23 @@ def test_composite_from_an_idx_folder(tmp_path):
     """load_dataset(composite-binary, root=IDX folder): exact subgroup counts from tiny pools."""
     from ffr_lib.data import load_dataset
 
-    root = write_idx_folder(tmp_path / "objs", n_train=240, n_test=80)
+    root = write_idx_folder(tmp_path / "objs", n_train=600, n_test=80)  # 50 training objects a digit, 8 test ones
     load_idx_folder.cache_clear()
-    splits = load_dataset("composite-binary", root, train_majority=40, train_minority=20, val_majority=12,
-                          val_minority=6, test_per_group=10, size=32, object_size=16)
-    assert splits.train.count_array().tolist() == [[40, 20], [20, 40]]
+    splits = load_dataset("composite-binary", root, train_majority=20, train_minority=10, val_majority=12,
+                          val_minority=6, test_per_group=4, size=32, object_size=16)
+    assert splits.train.count_array().tolist() == [[20, 10], [10, 20]]
     assert splits.val.count_array().tolist() == [[12, 6], [6, 12]]
-    assert splits.test.count_array().tolist() == [[10, 10], [10, 10]]
-    assert splits.train.images.shape == (120, 3, 32, 32)
+    assert splits.test.count_array().tolist() == [[4, 4], [4, 4]]
+    assert splits.train.images.shape == (60, 3, 32, 32)
     assert splits.train.info["objects"] == str(root)
     # each object fills its frame: its mask is a d x d square, d = round(16 * [0.85, 1.15]) = 14..18
-    masks = splits.test.masks
+    masks = torch.cat([splits.train.masks, splits.test.masks])
     rows, cols = masks.any(2).sum(1), masks.any(1).sum(1)
     assert (rows == cols).all() and (masks.sum((1, 2)) == rows * cols).all()
     assert rows.min() >= 14 and rows.max() <= 18 and len(set(rows.tolist())) > 1
-    # the tiny object set has 100 training objects of class 0-4 of 200: pools of 100 per class fit, more do not
-    with pytest.raises(ValueError, match=r"class '0-4' \(labels \(0, 1, 2, 3, 4\)\) has 100 objects.*need 101"):
-        load_dataset("composite-binary", root, train_majority=50, train_minority=30, val_majority=15,
-                     val_minority=6, test_per_group=5, size=32, object_size=16)
+    # class '3' has 50 training objects: pools needing 58 of them are refused, naming the class
+    with pytest.raises(ValueError, match=r"class '3' \(labels \(3,\)\) has 50 objects.*need 58"):
+        load_dataset("composite-binary", root, train_majority=25, train_minority=15, val_majority=12,
+                     val_minority=6, test_per_group=4, size=32, object_size=16)
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['colour'\]"):
         load_dataset("composite-binary", root, colour=3)

@@ -1,8 +1,8 @@
 """The composite benchmark: real objects pasted onto real photographs, as Waterbirds is built.
 
-Class Y comes from the object's label (MNIST digits by default, grouped: `binary` is digits
-0-4 against 5-9; `animals` is 0-2 / 3-4 on grass or gravel and 5-7 / 8-9 on brick or coffee,
-each class family with its own pair of scenes, like SpuCo Animals). Bias B is the background
+Class Y is the object's label (MNIST digits by default: `binary` is 3 against 8; `animals` is
+0 / 6 on grass or gravel and 1 / 7 on brick or coffee, each class family with its own pair of
+scenes, like SpuCo Animals; each pair of classes is a pair of similar digits). Bias B is the background
 scene: a random crop (position, scale, mirror) of one photograph of `skimage.data`. The object
 is resized with a scale jitter, placed at a random position, coloured (random hue; light on dark
 crops, dark on light ones) and alpha-blended with its own pixels as the alpha; mask = alpha >= 0.5.
@@ -33,17 +33,13 @@ from .world import Layout, split_counts, split_labels
 SCENE_PHOTOS = {"grass": "grass", "gravel": "gravel", "brick": "brick", "coffee": "coffee"}
 
 LAYOUTS = {
-    "binary": Layout("binary", ("0-4", "5-9"), ("grass", "brick"), ((0, 1), (0, 1))),
+    "binary": Layout("binary", ("3", "8"), ("grass", "brick"), ((0, 1), (0, 1))),
     "animals": Layout(
-        "animals", ("0-2", "3-4", "5-7", "8-9"), ("grass", "gravel", "brick", "coffee"),
-        ((0, 1), (0, 1), (2, 3), (2, 3)),
+        "animals", ("0", "6", "1", "7"), ("grass", "gravel", "brick", "coffee"), ((0, 1), (0, 1), (2, 3), (2, 3))
     ),
 }
-# object labels that make each class of a layout
-CLASS_LABELS = {
-    "binary": ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)),
-    "animals": ((0, 1, 2), (3, 4), (5, 6, 7), (8, 9)),
-}
+# object labels that make each class of a layout (one digit a class: docs/composite.md, calibration)
+CLASS_LABELS = {"binary": ((3,), (8,)), "animals": ((0,), (6,), (1,), (7,))}
 
 
 @dataclass(frozen=True)
@@ -59,9 +55,9 @@ class CompositeConfig:
     seed: int = 0  # which objects go where and every random draw
     train_majority: int = 2500  # training pool: majority samples per class
     train_minority: int = 1250  # training pool: per minority (class, scene) group (a balanced set of 1,250 a group)
-    val_majority: int = 1000  # validation pool: majority per class
+    val_majority: int = 750  # validation pool: majority per class (MNIST has >= 4,842 of a digit: 4,750 fit)
     val_minority: int = 250  # validation pool: per minority group (>= 50 kept at every ratio)
-    test_per_group: int = 900  # balanced test set: per group, from the object set's test split
+    test_per_group: int = 450  # balanced test set: per group, from the object set's test split (>= 958 a digit)
     web_majority: float = 0.7  # the "web" corpus: majority share per class
     web_per_class: int = 10000  # the "web" corpus: images per class (objects reused with new draws)
 
