@@ -168,3 +168,28 @@ def test_runs_compose_the_composite_benchmark_with_the_stand_in():
     assert usb.stages[0].count_array().tolist() == [[40, 40], [40, 40]] and int(usb.stages[0].g.sum()) == 74
     ffr = compose(RunConfig(dataset="composite-binary", data=data, mode="ffr", ratio=0.95))
     assert ffr.stages[0].count_array().tolist() == [[18, 18], [18, 18]] and ffr.test_synthetic is not None
+
+
+@needs_mnist
+def test_diffusion_checkpoint_of_the_composite_benchmark(tmp_path, one_thread):
+    """A (tiny, untrained) conditional diffusion model of composite-binary saves as benchmark
+    'composite', loads back as a CompositeConfig, and reads class-only samples' scenes within
+    the class's support."""
+    from ffr_lib.generation.diffusion import (
+        ConditionalDiffusion,
+        DiffusionConfig,
+        DiffusionGenerator,
+        dataset_of,
+    )
+
+    config = CompositeConfig(size=32, object_size=16, test_per_group=20)
+    torch.manual_seed(0)
+    model = ConditionalDiffusion(config, DiffusionConfig(block_out_channels=(16, 16), attention_levels=(False, True),
+                                                         norm_num_groups=8, attention_head_dim=8))
+    model.save(tmp_path)
+    gen = DiffusionGenerator(tmp_path, steps=2, batch=4)
+    assert gen.world == config and dataset_of(gen.world) == "composite-binary"
+    out = gen.generate(np.array([0, 1, 1]), None, seed=0)
+    assert out.images.shape == (3, 3, 32, 32) and set(out.b.tolist()) <= {0, 1}
+    asked = gen.generate(np.array([0, 1]), np.array([1, 0]), seed=0)
+    assert asked.b.tolist() == [1, 0]
