@@ -1,7 +1,10 @@
 """Calibrate the composite benchmark and measure its generators with the real training loop.
 
     # learnability and shortcut strength (docs/composite.md), a CPU at reduced scale:
-    python scripts/composite_checks.py --what calibration --width 16 --epochs 8 --threads 1 --out figures
+    python scripts/composite_checks.py --what calibration --layout binary --width 16 --epochs 20 \
+        --per-group 1250 --threads 1 --device cpu --out figures
+    python scripts/composite_checks.py --what calibration --layout binary --model efficientnet-lite0 \
+        --pretrained --lr 1e-4 --epochs 4 --per-group 1250 --threads 1 --device cpu --out figures
     # a generator: real-vs-synthetic detector, synthetic-only transfer, class-only majority lean
     python scripts/composite_checks.py --what generator --generator models/diffusion-composite-binary \
         --layout binary --device cuda --out models/diffusion-composite-binary
@@ -14,6 +17,7 @@ The checks are ffr_lib.analysis.world_checks' (the world's own), run on a Compos
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +28,7 @@ import torch
 
 from ffr_lib.analysis.world_checks import CheckConfig, calibration, detector_accuracy, transfer
 from ffr_lib.data.composite import CompositeConfig
+from ffr_lib.data.idx import IdxError
 from ffr_lib.io import save_table
 
 
@@ -37,7 +42,7 @@ def make_generator(args: argparse.Namespace, config: CompositeConfig):
 
     gen = DiffusionGenerator(args.generator, device=args.device, batch=args.sample_batch)
     if gen.world != config:
-        raise SystemExit(f"error: {args.generator} models {gen.world}, not {config}")
+        raise ValueError(f"{args.generator} models {gen.world}, not {config}")
     return gen
 
 
@@ -53,7 +58,7 @@ def class_only_lean(generator, config: CompositeConfig, per_class: int, seed: in
                                                for k in range(n)}}
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--what", nargs="+", default=["calibration"], choices=["calibration", "generator"])
     p.add_argument("--layout", nargs="+", default=["binary", "animals"])
@@ -61,6 +66,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--model", default="resnet-small")
     p.add_argument("--width", type=int, default=32)
+    p.add_argument("--pretrained", action="store_true", help="ImageNet weights (efficientnet-lite0)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--per-group", type=int, default=2500, help="balanced sets: images per group")
@@ -74,13 +80,23 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = CheckConfig(model=args.model, width=args.width, lr=args.lr, epochs=args.epochs, per_group=args.per_group,
-                      detector_per_group=args.detector_per_group, device=args.device)
+    try:
+        run(args)
+    except (IdxError, FileNotFoundError, ValueError) as err:  # a bad object folder, checkpoint or setting
+        print(f"composite_checks: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run(args: argparse.Namespace) -> None:
+    cfg = CheckConfig(model=args.model, width=args.width, pretrained=args.pretrained, lr=args.lr, epochs=args.epochs,
+                      per_group=args.per_group, detector_per_group=args.detector_per_group, device=args.device)
     meta = {"check": asdict(cfg), "made_by": "scripts/composite_checks.py", "threads": torch.get_num_threads(),
             "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"}
     if "calibration" in args.what:
         t0 = time.perf_counter()
         table = pd.concat([calibration(CompositeConfig(layout=lay), cfg) for lay in args.layout], ignore_index=True)
+        table = table.assign(model=cfg.model, pretrained=cfg.pretrained, width=cfg.width, lr=cfg.lr, epochs=cfg.epochs)
         save_table(table, "composite_calibration", {**meta, "layouts": args.layout}, args.out)
         print(table.to_string(index=False), f"\n({time.perf_counter() - t0:.0f} s)", flush=True)
     if "generator" in args.what:
@@ -101,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -138,3 +138,20 @@ def test_composite_from_an_idx_folder(tmp_path):
                      val_minority=6, test_per_group=4, size=32, object_size=16)
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['colour'\]"):
         load_dataset("composite-binary", root, colour=3)
+
+
+def test_report_script_refuses_a_malformed_folder_in_one_line(tmp_path, capsys):
+    """scripts/composite_report.py --root <bad IDX folder>: exit code 2, one line naming the file."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "composite_report.py"
+    spec = importlib.util.spec_from_file_location("composite_report", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    root = write_idx_folder(tmp_path / "objs")
+    (root / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 5)
+    load_idx_folder.cache_clear()
+    assert script.main(["--root", str(root), "--layout", "binary", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train-images-idx3-ubyte" in err[0] and "header announces 3 dimensions" in err[0]

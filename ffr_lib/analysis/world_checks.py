@@ -44,6 +44,7 @@ class CheckConfig:
 
     model: str = "resnet-small"  # name in ffr_lib.training.models.MODELS
     width: int = 32  # small model width
+    pretrained: bool = False  # ImageNet weights where the model has them (the world's checks: from scratch)
     lr: float = 1e-3  # Adam learning rate
     epochs: int = 20  # epochs; the best by validation WA is kept
     batch_size: int = 128
@@ -72,7 +73,7 @@ def _fit(train: GroupedImages, val: GroupedImages, test: GroupedImages, n_classe
     """Train a fresh model with ERM; real-test metrics of the best epoch by validation WA."""
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
-    model = build_model(cfg.model, n_classes, width=cfg.width, pretrained=False).to(device)
+    model = build_model(cfg.model, n_classes, width=cfg.width, pretrained=cfg.pretrained).to(device)
     groups = _groups(test)
     t0 = time.perf_counter()
     result = train_stage(model, train, val, groups, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,
