@@ -9,6 +9,8 @@ batch 64, forward + backward, images/s) of each backbone and input size on this 
 
     OMP_NUM_THREADS=1 python bench/composite_backbones.py --threads 1 --per-group 250 \
         --out bench/results/composite_backbones_cpu.json
+    OMP_NUM_THREADS=1 python bench/composite_backbones.py --threads 1 --speed-only --speed-steps 10 \
+        --out bench/results/composite_backbones_speed_cpu.json   # on a quiet machine: rates are load-sensitive
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def main() -> None:
     p.add_argument("--per-group", type=int, default=250, help="probe training images per (y, b) group")
     p.add_argument("--test-per-group", type=int, default=250)
     p.add_argument("--speed-steps", type=int, default=3)
+    p.add_argument("--speed-only", action="store_true", help="no probes: throughput alone (written to --out)")
     p.add_argument("--threads", type=int)
     p.add_argument("--out", default=str(RESULTS / "composite_backbones_cpu.json"))
     args = p.parse_args()
@@ -83,7 +86,7 @@ def main() -> None:
     rows = []
     candidates = [("efficientnet-lite0", True, s) for s in args.sides] + [
         ("efficientnet-lite0", False, s) for s in args.sides] + [("resnet-small", False, 64)]
-    for layout in args.layouts:
+    for layout in [] if args.speed_only else args.layouts:
         config = CompositeConfig(layout=layout, test_per_group=args.test_per_group)
         train = balanced_subset(composite_split(config, "train"), args.per_group, seed=0)
         test = composite_split(config, "test")
@@ -102,7 +105,8 @@ def main() -> None:
         model = resized(build_model(name, 2, pretrained=pretrained), side)
         speed.append({"model": name, "side": side, "train_images_per_s": throughput(model, side, 2, args.speed_steps)})
         print(speed[-1], flush=True)
-    table(rows, ["layout", "model", "pretrained", "side", "test_acc", "test_wa", "test_ba"])
+    if rows:
+        table(rows, ["layout", "model", "pretrained", "side", "test_acc", "test_wa", "test_ba"])
     table(speed, ["model", "side", "train_images_per_s"])
     write_json(args.out, {"machine": machine_info("cpu"), "probe": rows, "speed": speed,
                           "settings": vars(args)})
