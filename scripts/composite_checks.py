@@ -9,6 +9,7 @@
     python scripts/composite_checks.py --what generator --generator models/diffusion-composite-binary \
         --layout binary --device cuda --out models/diffusion-composite-binary
     python scripts/composite_checks.py --what generator --generator procedural --fingerprint 0.3 --fidelity 0.75
+    python scripts/composite_checks.py --merge PART/composite_calibration.csv ... --out figures
 
 Writes <out>/composite_calibration.csv or <out>/composite_generator_<layout>.csv (with sidecars).
 The checks are ffr_lib.analysis.world_checks' (the world's own), run on a CompositeConfig.
@@ -17,6 +18,7 @@ The checks are ffr_lib.analysis.world_checks' (the world's own), run on a Compos
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import asdict
@@ -77,7 +79,18 @@ def main() -> int:
     p.add_argument("--lean-per-class", type=int, default=1000)
     p.add_argument("--sample-batch", type=int, default=256)
     p.add_argument("--out", type=Path, default=Path("figures"))
+    p.add_argument("--merge", type=Path, nargs="+", help="only merge calibration tables (CSV) of separate runs")
     args = p.parse_args()
+    if args.merge:  # parts run apart (one process a layout or model): each part's sidecar kept
+        checks = [{"pretrained": False, **json.loads(f.with_suffix(".json").read_text())["check"]} for f in args.merge]
+        parts = [pd.read_csv(f).assign(**check) for f, check in zip(args.merge, checks)]
+        table = pd.concat(parts, ignore_index=True)[["layout", "model", "pretrained", "width", "lr", "epochs", "check",
+                                                     "train_n", "test_wa", "test_ba", "test_acc", "best_epoch", "seconds"]]
+        sidecars = [json.loads(f.with_suffix(".json").read_text()) for f in args.merge]
+        save_table(table, "composite_calibration", {"made_by": "scripts/composite_checks.py --merge", "parts": sidecars},
+                   args.out)
+        print(table.to_string(index=False))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
