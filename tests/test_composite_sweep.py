@@ -39,7 +39,7 @@ def test_composite_profile_grid():
     assert {c.dataset for c in configs} == {"composite-binary", "composite-animals"}
     assert {c.ratio for c in configs} == set(PAPER_RATIOS) and {c.seed for c in configs} == {0, 1, 2}
     eff = [c for c in configs if c.model == "efficientnet-lite0"]
-    assert eff and all(c.pretrained and c.lr <= 1e-4 for c in eff)
+    assert eff and all(c.pretrained for c in eff) and {c.lr for c in eff} == {1e-3, 1e-4, 1e-5}
     assert all(c.generator == "disk" for c in configs if c.uses_synthetic)
     assert {c.freeze_bn for c in eff if c.mode == "ffr"} == {False, True}
     small = [c for c in configs if c.model == "resnet-small"]
