@@ -17,7 +17,7 @@ The composite benchmark (64 px; the web corpus's objects are MNIST's validation 
 the real pools); one H100, both layouts at once, under 8 minutes (docs/composite.md):
 
     for L in binary animals; do python scripts/train_diffusion.py --benchmark composite --layout $L \
-        --steps 20000 --batch 256 --lr 3e-4 --warmup 200 --channels 32 64 64 128 --max-minutes 6.5 \
+        --steps 20000 --batch 256 --lr 3e-4 --warmup 200 --channels 32 64 64 96 --max-minutes 6 \
         --eval-per-group 32 --out $OUT/diffusion-composite-$L --device cuda > $OUT/train-composite-$L.txt 2>&1 & done; wait
 
 A CPU smoke run:
