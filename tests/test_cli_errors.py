@@ -177,8 +177,8 @@ def test_missing_synthetic_sets_fail_once_before_training(capsys, tmp_path, monk
 
 @pytest.mark.parametrize(("argv", "line"), [
     (["generate", "--dataset", "celeba-hq", "--generator", "procedural", "--out", "x"],
-     "ffr generate: --generator procedural renders the embedded world only (shapes-binary, shapes-animals), not "
-     "celeba-hq; use --generator sd"),
+     "ffr generate: --generator procedural renders the embedded world and the composite benchmark only "
+     "(shapes-binary, shapes-animals, composite-binary, composite-animals), not celeba-hq; use --generator sd"),
     (["generate", "--dataset", "shapes-binary", "--generator", "diffusion", "--out", "x"],
      "ffr generate: --generator diffusion needs --model: a checkpoint folder (scripts/train_diffusion.py)"),
     (["generate", "--dataset", "shapes-binary", "--root", "x", "--out", "x"],

@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..data.composite import CompositeConfig, load_composite
 from ..data.grouped import GroupedImages
 from ..data.splits import VAL_FLOOR, make_biased
 from ..data.world import WorldConfig, load_shapes
@@ -31,9 +32,10 @@ from ..training.models import build_model
 
 
 @lru_cache(maxsize=2)
-def _world(world: WorldConfig):
-    """The world's splits, rendered once per process (every check of a grid shares them)."""
-    return load_shapes(world, progress=False)
+def _world(world: WorldConfig | CompositeConfig):
+    """The world's splits, rendered once per process (every check of a grid shares them); the
+    composite benchmark's too (its CompositeConfig and CompositeGenerator take the same checks)."""
+    return load_composite(world) if isinstance(world, CompositeConfig) else load_shapes(world, progress=False)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class CheckConfig:
 
     model: str = "resnet-small"  # name in ffr_lib.training.models.MODELS
     width: int = 32  # small model width
+    pretrained: bool = False  # ImageNet weights where the model has them (the world's checks: from scratch)
     lr: float = 1e-3  # Adam learning rate
     epochs: int = 20  # epochs; the best by validation WA is kept
     batch_size: int = 128
@@ -70,7 +73,7 @@ def _fit(train: GroupedImages, val: GroupedImages, test: GroupedImages, n_classe
     """Train a fresh model with ERM; real-test metrics of the best epoch by validation WA."""
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
-    model = build_model(cfg.model, n_classes, width=cfg.width, pretrained=False).to(device)
+    model = build_model(cfg.model, n_classes, width=cfg.width, pretrained=cfg.pretrained).to(device)
     groups = _groups(test)
     t0 = time.perf_counter()
     result = train_stage(model, train, val, groups, lr=cfg.lr, epochs=cfg.epochs, batch_size=cfg.batch_size,

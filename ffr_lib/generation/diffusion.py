@@ -14,6 +14,8 @@ border ring against the world's scene colours), since the model does not say whi
 Sampling is seeded per image (noise from (seed, index)) and every pass is padded to a fixed
 batch, so a set made in pieces, or resumed, has the same bytes as one made at once (CPU).
 Optional classifier-free guidance over the scene token (`guidance`, default 1 = off).
+The composite benchmark (a CompositeConfig as `world`) is modelled the same way: its web corpus
+(objects the real pools never use) trains it, and its texture classifier reads the scenes.
 A checkpoint is a folder: `config.json` (world, layout names, model and training settings)
 naming a `model-<sha>.safetensors` (EMA weights), each written atomically, config last.
 """
@@ -33,6 +35,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..data.composite import CompositeConfig, composite_split
 from ..data.grouped import SYNTHETIC, GroupedImages
 from ..data.render import SCENE_COLOURS
 from ..data.world import WorldConfig, world_split
@@ -42,6 +45,34 @@ CONFIG_FILE = "config.json"
 LOG_FILE = "train_log.csv"
 FORMAT = "ffr-conditional-diffusion/1"
 NO_BIAS = -1  # b of a class-only request (as synthetic_set.UNKNOWN_BIAS)
+BENCHMARKS = {"shapes": WorldConfig, "composite": CompositeConfig}  # what a checkpoint's "world" is
+
+
+def benchmark_of(world: WorldConfig | CompositeConfig) -> str:
+    """'shapes' (the embedded world) or 'composite' (the composite benchmark)."""
+    return "composite" if isinstance(world, CompositeConfig) else "shapes"
+
+
+def dataset_of(world: WorldConfig | CompositeConfig) -> str:
+    """The dataset name a checkpoint models: shapes-<layout> or composite-<layout>."""
+    return f"{benchmark_of(world)}-{world.layout}"
+
+
+def web_split(world: WorldConfig | CompositeConfig, progress: bool = False) -> GroupedImages:
+    """The benchmark's web corpus (the generator's training data)."""
+    if isinstance(world, CompositeConfig):
+        return composite_split(world, "web")
+    return world_split(world, "web", progress=progress)
+
+
+def scenes_of(images: torch.Tensor, world: WorldConfig | CompositeConfig, y: np.ndarray | None = None) -> np.ndarray:
+    """int64 (n,) scene of generated images: the world's by border colour (`classify_background`),
+    the composite benchmark's by its texture classifier (generation.composite.scene_classifier)."""
+    if isinstance(world, CompositeConfig):
+        from .composite import scene_classifier
+
+        return scene_classifier(world).predict(images, y)
+    return classify_background(images, world, y)
 
 
 @dataclass(frozen=True)
@@ -247,7 +278,7 @@ class ConditionalDiffusion(nn.Module):
         class_only = asked == NO_BIAS
         b_out = asked.copy()
         if class_only.any():
-            b_out[class_only] = classify_background(images[torch.from_numpy(class_only)], self.world, y[class_only])
+            b_out[class_only] = scenes_of(images[torch.from_numpy(class_only)], self.world, y[class_only])
         info = {
             "generator": "diffusion",
             "seed": seed,
@@ -275,6 +306,7 @@ class ConditionalDiffusion(nn.Module):
         doc = {
             "format": FORMAT,
             "weights": name,
+            "benchmark": benchmark_of(self.world),
             "world": asdict(self.world),
             "layout": spec.name,
             "class_names": list(spec.class_names),
@@ -303,7 +335,10 @@ class ConditionalDiffusion(nn.Module):
         doc = json.loads(cfg_path.read_text())
         if doc.get("format") != FORMAT:
             raise ValueError(f"{cfg_path}: field 'format' is {doc.get('format')!r}, expected {FORMAT!r}")
-        world = WorldConfig(**doc["world"])
+        kind = doc.get("benchmark", "shapes")  # checkpoints from before the composite benchmark: the world
+        if kind not in BENCHMARKS:
+            raise ValueError(f"{cfg_path}: field 'benchmark' is {kind!r}, expected one of {', '.join(BENCHMARKS)}")
+        world = BENCHMARKS[kind](**{k: tuple(v) if isinstance(v, list) else v for k, v in doc["world"].items()})
         model_cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in doc["model"].items()}
         model = cls(world, DiffusionConfig(**model_cfg), meta={**doc.get("meta", {}), "path": str(path)})
         weights = path / doc["weights"]
@@ -361,7 +396,7 @@ def evaluate(
     y = np.repeat([g[0] for g in groups], per_group)
     b = np.repeat([g[1] for g in groups], per_group)
     asked = model.sample(y, b, seed, steps=steps, batch=batch, guidance=guidance)
-    read = classify_background(asked.images, model.world, y)
+    read = scenes_of(asked.images, model.world, y)
     yc = np.repeat(np.arange(len(spec.class_names)), per_class)
     free = model.sample(yc, None, seed + 1, steps=steps, batch=batch, start=len(y))
     per_group_agreement = {
@@ -399,7 +434,7 @@ class DiffusionGenerator:
         self.model = ConditionalDiffusion.load(self.path, self.device)
 
     @property
-    def world(self) -> WorldConfig:
+    def world(self) -> WorldConfig | CompositeConfig:
         return self.model.world
 
     def generate(
@@ -429,7 +464,7 @@ def train(
     torch.manual_seed(run.seed)
     dev = torch.device(device)
     t_render = time.perf_counter()
-    web = world_split(world, "web", progress=progress)
+    web = web_split(world, progress=progress)
     images, y, b = web.images.to(dev), web.y.to(dev), web.b.to(dev)
     t_render = time.perf_counter() - t_render
     model = ConditionalDiffusion(world, config).to(dev)

@@ -32,9 +32,11 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..data.composite import CompositeConfig
 from ..data.grouped import SYNTHETIC, GroupedImages
 from ..data.world import WorldConfig, split_counts
 from ..registry import Registry
+from .composite import CompositeGenerator
 from .corruptions import corrupt
 from .procedural import ProceduralGenerator, labels_for
 from .prompts import load_prompts
@@ -49,6 +51,8 @@ from .synthetic_set import (
     write_chunk,
     write_manifest,
 )
+
+PROCEDURAL_DATASETS = ("shapes-", "composite-")  # datasets a procedural generator renders
 
 
 class Source(Protocol):
@@ -132,12 +136,21 @@ SOURCES: Registry[Callable[..., Source]] = Registry("generator")
 
 
 @SOURCES.register("procedural")
-def _procedural(dataset: str, fingerprint: float = 0.0, fidelity: float = 0.0, world: WorldConfig | None = None,
+def _procedural(dataset: str, fingerprint: float = 0.0, fidelity: float = 0.0, world: Any = None,
                 **_: Any) -> Source:  # fmt: skip
-    if not dataset.startswith("shapes-"):
-        raise ValueError(f"generator 'procedural' renders the embedded world only (shapes-*), not {dataset!r}")
-    world = world or WorldConfig(layout=dataset.removeprefix("shapes-"))
-    return ProceduralSource(ProceduralGenerator(world, fingerprint=fingerprint, fidelity=fidelity))
+    world = world or benchmark_config(dataset)
+    make = CompositeGenerator if isinstance(world, CompositeConfig) else ProceduralGenerator
+    return ProceduralSource(make(world, fingerprint=fingerprint, fidelity=fidelity))
+
+
+def benchmark_config(dataset: str, size: int | None = None, seed: int = 0) -> WorldConfig | CompositeConfig:
+    """The config of a procedural dataset: the world (shapes-*) or the composite benchmark."""
+    if dataset.startswith("shapes-"):
+        return WorldConfig(layout=dataset.removeprefix("shapes-"), size=size or 32, seed=seed)
+    if dataset.startswith("composite-"):
+        return CompositeConfig(layout=dataset.removeprefix("composite-"), size=size or CompositeConfig.size, seed=seed)
+    raise ValueError(f"generator 'procedural' renders the embedded world (shapes-*) and the composite benchmark "
+                     f"(composite-*) only, not {dataset!r}")
 
 
 @SOURCES.register("sd")
@@ -169,9 +182,11 @@ def _diffusion(dataset: str, model: str | None = None, steps: int | None = None,
     if model is None:
         raise ValueError("generator 'diffusion' needs --model: a checkpoint folder written by ffr_lib.generation.diffusion")
     options = {k: v for k, v in (("steps", steps), ("batch", batch_size)) if v is not None}
-    generator = DiffusionGenerator(model, **options)
-    if f"shapes-{generator.world.layout}" != dataset:
-        raise ValueError(f"diffusion checkpoint {model} models shapes-{generator.world.layout}, not {dataset!r}")
+    generator = DiffusionGenerator(model, device="cuda" if torch.cuda.is_available() else "cpu", **options)
+    from .diffusion import dataset_of
+
+    if dataset_of(generator.world) != dataset:
+        raise ValueError(f"diffusion checkpoint {model} models {dataset_of(generator.world)}, not {dataset!r}")
     return DiffusionSource(generator)
 
 
@@ -361,7 +376,7 @@ def generate_in_memory(
     source = as_source(generator)
     if isinstance(source, ProceduralSource | DiffusionSource):
         world = source.generator.world
-        dataset = dataset or f"shapes-{world.layout}"
+        dataset = dataset or getattr(world, "dataset", f"shapes-{world.layout}")
         size = size or world.size
         class_names = class_names or world.spec.class_names
         bias_names = bias_names or world.spec.bias_names
@@ -409,8 +424,8 @@ def real_split(dataset: str, ratio: float, root: str | Path | None = None, size:
     """Counts of `dataset`'s biased training split at `ratio` (the world: without rendering)."""
     from ..data.splits import biased_counts, ratio_note
 
-    if dataset.startswith("shapes-"):
-        world = WorldConfig(layout=dataset.removeprefix("shapes-"), size=size or 32, seed=world_seed)
+    if dataset.startswith(PROCEDURAL_DATASETS):
+        world = benchmark_config(dataset, size, world_seed)
         pool = np.zeros((len(world.spec.class_names), len(world.spec.bias_names)), dtype=np.int64)
         for y, b, n in split_counts(world, "train"):
             pool[y, b] = n
@@ -456,10 +471,10 @@ def generate_dataset_set(
     from .recipes import recipe_counts_table
 
     real = real_split(dataset, ratio, root=root, size=size, world_seed=world_seed)
-    generator = generator or ("procedural" if dataset.startswith("shapes-") else "sd")
+    generator = generator or ("procedural" if dataset.startswith(PROCEDURAL_DATASETS) else "sd")
     options = dict(source_options or {})
     if generator == "procedural":
-        options["world"] = WorldConfig(layout=dataset.removeprefix("shapes-"), size=real.size, seed=world_seed)
+        options["world"] = benchmark_config(dataset, real.size, world_seed)
     source = make_source(generator, dataset, **options)
     spec = make_spec(
         dataset, real.counts, recipe, source, seed, size=real.size, class_names=real.class_names,

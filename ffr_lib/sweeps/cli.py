@@ -68,15 +68,13 @@ def sweep_datasets(profile: str, datasets: Sequence[str] | None) -> tuple[str, .
     own = names.PROFILE_DATASETS[profile]
     if not datasets:
         return own
-    world_profile = names.is_world(own[0])
+    own_kind = names.kind(own[0])
     for d in datasets:
         names.check_name("dataset", d, names.DATASETS, "--dataset")
-        if d not in own and names.is_world(d) != world_profile:
+        if d not in own and names.kind(d) != own_kind:
             fits = [p for p, ds in names.PROFILE_DATASETS.items() if d in ds]
-            kind = "the embedded world (pool sizes, 32 px, small CNNs)" if world_profile else \
-                "the real datasets (224 px ResNet-50 from ImageNet weights, synthetic sets from disk)"
-            raise UsageError(f"--dataset {d}: profile {profile!r} is a grid on {kind}; its options do not apply to "
-                             f"{d}; use a profile made for it: {', '.join(fits)}")
+            raise UsageError(f"--dataset {d}: profile {profile!r} is a grid on {names.KIND_OPTIONS[own_kind]}; its "
+                             f"options do not apply to {d}; use a profile made for it: {', '.join(fits)}")
     return tuple(dict.fromkeys(datasets))
 
 

