@@ -20,9 +20,9 @@ from _common import RESULTS, machine_info, table, write_json
 from ffr_lib.data.composite import CompositeConfig
 from ffr_lib.data.splits import biased_counts
 from ffr_lib.data.world import split_counts
-from ffr_lib.training.modes import synthetic_counts_for
-from ffr_lib.sweeps.profiles import get_profile
 from ffr_lib.sweeps.plan import closure
+from ffr_lib.sweeps.profiles import get_profile
+from ffr_lib.training.modes import synthetic_counts_for
 
 
 def pool_counts(dataset: str, data: tuple) -> np.ndarray:

