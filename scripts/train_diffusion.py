@@ -45,7 +45,8 @@ import numpy as np
 
 from ffr_lib.data.composite import CompositeConfig, composite_split
 from ffr_lib.data.world import WorldConfig, world_split
-from ffr_lib.generation.diffusion import ConditionalDiffusion, DiffusionConfig, TrainConfig, evaluate, train
+from ffr_lib.generation.diffusion import ConditionalDiffusion, DiffusionConfig, TrainConfig
+from ffr_lib.generation.diffusion_train import evaluate, train
 from ffr_lib.io import atomic_write_bytes, atomic_write_text
 
 

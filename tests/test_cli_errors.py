@@ -43,8 +43,8 @@ def _ffr(*argv: str, **env: str) -> subprocess.CompletedProcess:
 def test_name_table_equals_the_registries():
     from ffr_lib.data import DATASETS, celeba, spuco, utk, world
     from ffr_lib.generation import synthetic_set
-    from ffr_lib.generation.generate import SOURCES
     from ffr_lib.generation.recipes import RECIPES
+    from ffr_lib.generation.sources import SOURCES
     from ffr_lib.sweeps import executors, profiles
     from ffr_lib.training import config, methods, models, modes
 

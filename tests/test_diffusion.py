@@ -18,11 +18,10 @@ from ffr_lib.generation.diffusion import (
     DiffusionConfig,
     DiffusionGenerator,
     TrainConfig,
-    classify_background,
-    majority_share,
     noise_for,
-    train,
 )
+from ffr_lib.generation.diffusion_scenes import classify_background, majority_share
+from ffr_lib.generation.diffusion_train import train
 
 TINY = DiffusionConfig(block_out_channels=(8, 16), attention_levels=(False, True), norm_num_groups=8, attention_head_dim=8)
 WORLD = WorldConfig(layout="binary", web_per_class=40)

@@ -14,8 +14,8 @@ import pytest
 from ffr_lib.cli import build_parser, main
 from ffr_lib.data.world import WorldConfig
 from ffr_lib.generation import Recipe, generate_set, load_synthetic_set, make_source, make_spec, read_manifest
-from ffr_lib.generation.generate import ProceduralSource
 from ffr_lib.generation.set_command import generate_command
+from ffr_lib.generation.sources import ProceduralSource
 from ffr_lib.generation.synthetic_set import SetFileError, SetSpec, png_bytes, sha1_of
 
 BINARY = WorldConfig(layout="binary")

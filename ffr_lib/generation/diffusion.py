@@ -22,11 +22,8 @@ naming a `model-<sha>.safetensors` (EMA weights), each written atomically, confi
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,9 +34,9 @@ from tqdm.auto import tqdm
 
 from ..data.composite import CompositeConfig, composite_split
 from ..data.grouped import SYNTHETIC, GroupedImages
-from ..data.render import SCENE_COLOURS
 from ..data.world import WorldConfig, world_split
-from ..io import atomic_write_bytes, atomic_write_text, git_commit
+from ..io import atomic_write_bytes, atomic_write_text
+from .diffusion_scenes import classify_background
 
 CONFIG_FILE = "config.json"
 LOG_FILE = "train_log.csv"
@@ -348,76 +345,6 @@ class ConditionalDiffusion(nn.Module):
         return model.to(device).eval()
 
 
-# -- scenes of generated images ------------------------------------------------------------------
-def border_colour(images: torch.Tensor | np.ndarray, width: int = 2) -> np.ndarray:
-    """float (n, 3) per-channel median of the outer `width`-px ring, in [0, 1]. The world keeps
-    shapes away from the border (render.margin_px), so the ring is background."""
-    x = np.asarray(images, dtype=np.float32) / 255.0  # (n, 3, H, W)
-    ring = np.ones(x.shape[-2:], dtype=bool)
-    ring[width:-width, width:-width] = False
-    return np.median(x[:, :, ring], axis=2)
-
-
-def classify_background(
-    images: torch.Tensor | np.ndarray, world: WorldConfig, y: np.ndarray | None = None
-) -> np.ndarray:
-    """int64 (n,) scene of each image by colour: the scene whose base colour is nearest the
-    border ring's median colour in log RGB, with the brightness axis (exposure, texture) at half
-    weight; with y, only among the scenes class y occurs with. On real images of the world
-    (tests/test_diffusion.py) it is right for >= 99.9 % with y and ~98 % without."""
-    spec = world.spec
-    project = np.eye(3) - 0.5 * np.ones((3, 3)) / 3  # halves the (1, 1, 1) component
-    feat = np.log(np.maximum(border_colour(images), 1e-3)) @ project  # (n, 3)
-    ref = np.log(np.array([SCENE_COLOURS[name] for name in spec.bias_names])) @ project
-    dist = ((feat[:, None, :] - ref[None]) ** 2).sum(-1)  # (n, n_biases)
-    if y is not None:
-        allowed = np.zeros((len(spec.class_names), len(spec.bias_names)), dtype=bool)
-        for yi, bs in enumerate(spec.support):
-            allowed[yi, list(bs)] = True
-        dist = np.where(allowed[np.asarray(y, dtype=np.int64)], dist, np.inf)
-    return dist.argmin(1).astype(np.int64)
-
-
-def majority_share(data: GroupedImages) -> float:
-    """Share of images whose scene b is their class's majority scene (scene y)."""
-    return float((data.b == data.y).float().mean()) if len(data) else float("nan")
-
-
-def evaluate(
-    model: ConditionalDiffusion, per_group: int = 64, per_class: int = 256, seed: int = 0, steps: int = 25,
-    batch: int = 64, guidance: float = 1.0,
-) -> dict:
-    """Sanity numbers of a trained model, from its own samples: how often the scene read back
-    (`classify_background`) from (y, b) requests equals the requested b (does it obey the scene
-    token?), and the share of class-only samples on each class's majority scene (the web
-    corpus has `web_majority`)."""
-    spec = model.world.spec
-    groups = spec.groups()
-    y = np.repeat([g[0] for g in groups], per_group)
-    b = np.repeat([g[1] for g in groups], per_group)
-    asked = model.sample(y, b, seed, steps=steps, batch=batch, guidance=guidance)
-    read = scenes_of(asked.images, model.world, y)
-    yc = np.repeat(np.arange(len(spec.class_names)), per_class)
-    free = model.sample(yc, None, seed + 1, steps=steps, batch=batch, start=len(y))
-    per_group_agreement = {
-        f"{spec.class_names[yi]}/{spec.bias_names[bi]}": float((read[(y == yi) & (b == bi)] == bi).mean())
-        for yi, bi in groups
-    }
-    return {
-        "scene_agreement": float((read == b).mean()),
-        "scene_agreement_per_group": per_group_agreement,
-        "class_only_majority_share": majority_share(free),
-        "class_only_majority_share_per_class": {
-            spec.class_names[k]: majority_share(free.subset(free.y == k)) for k in range(len(spec.class_names))
-        },
-        "web_majority": model.world.web_majority,
-        "per_group": per_group,
-        "per_class": per_class,
-        "seed": seed,
-        "steps": steps,
-    }
-
-
 # -- the generator interface ---------------------------------------------------------------------
 @dataclass
 class DiffusionGenerator:
@@ -447,100 +374,3 @@ class DiffusionGenerator:
         )
         out.info["model"] = str(self.path)
         return out
-
-
-# -- training --------------------------------------------------------------------------------------
-def train(
-    world: WorldConfig,
-    config: DiffusionConfig,
-    run: TrainConfig,
-    out: str | Path,
-    device: str = "cpu",
-    progress: bool = True,
-) -> ConditionalDiffusion:
-    """Train on the world's web corpus (held on `device` as uint8); write the EMA model and a
-    CSV log (step, loss, lr, images/s, elapsed) to `out`. bf16 autocast on CUDA."""
-    out = Path(out)
-    torch.manual_seed(run.seed)
-    dev = torch.device(device)
-    t_render = time.perf_counter()
-    web = web_split(world, progress=progress)
-    images, y, b = web.images.to(dev), web.y.to(dev), web.b.to(dev)
-    t_render = time.perf_counter() - t_render
-    model = ConditionalDiffusion(world, config).to(dev)
-    if run.init is not None:  # continue: the earlier run's (EMA) weights, a fresh optimiser
-        model.unet.load_state_dict(ConditionalDiffusion.load(run.init, dev).unet.state_dict())
-    ema = copy.deepcopy(model.unet).requires_grad_(False)
-    params = [p for p in model.unet.parameters() if p.requires_grad]
-    ema_params = list(ema.parameters())
-    opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=run.weight_decay)
-    ddpm = model.scheduler("ddpm")
-    ddpm.alphas_cumprod = ddpm.alphas_cumprod.to(dev)
-    gen = torch.Generator(dev).manual_seed(run.seed)
-    cuda = dev.type == "cuda"
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest conv algorithms once
-    n_params = sum(p.numel() for p in params)
-    hyper = {
-        "train": asdict(run),
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
-        "n_params": n_params,
-        "web_counts": web.count_array().tolist(),
-        "commit": git_commit(),
-        "torch": torch.__version__,
-        "diffusers": __import__("diffusers").__version__,
-    }
-    rows = ["step,loss,lr,images_per_s,elapsed_s"]
-    t0 = last_t = time.perf_counter()
-    acc, acc_n, step = torch.zeros((), device=dev), 0, 0
-
-    def checkpoint(done: int, stopped: str) -> None:
-        saved = ConditionalDiffusion(world, config)
-        saved.unet.load_state_dict(ema.state_dict())
-        elapsed = time.perf_counter() - t0
-        saved.save(out, {**hyper, "steps_done": done, "stopped": stopped, "train_seconds": round(elapsed, 1),
-                         "render_seconds": round(t_render, 1), "log": LOG_FILE})
-        atomic_write_text(out / LOG_FILE, "\n".join(rows) + "\n")
-
-    bar = tqdm(range(run.steps), desc=f"train diffusion {world.layout}", disable=not progress)
-    stopped = "steps"
-    for step in bar:
-        lr = run.lr * min(1.0, (step + 1) / max(run.warmup, 1))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        idx = torch.randint(0, len(images), (run.batch,), generator=gen, device=dev)
-        x = images[idx]
-        if run.flip:
-            flip = torch.rand(run.batch, generator=gen, device=dev) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda):
-            loss = model.loss(x, y[idx], b[idx], ddpm, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, run.grad_clip)
-        opt.step()
-        decay = min(run.ema_decay, (1 + step) / (10 + step))
-        torch._foreach_lerp_(ema_params, [p.detach() for p in params], 1.0 - decay)
-        acc += loss.detach()
-        acc_n += 1
-        done = step + 1
-        if done % run.log_every == 0 or done == run.steps:
-            now = time.perf_counter()
-            mean = float(acc) / acc_n
-            rows.append(f"{done},{mean:.6f},{lr:.3g},{acc_n * run.batch / (now - last_t):.1f},{now - t0:.1f}")
-            bar.set_postfix(loss=f"{mean:.4f}")
-            acc.zero_()
-            acc_n, last_t = 0, now
-            if not math.isfinite(mean):
-                raise FloatingPointError(f"training loss is {mean} at step {done}; see {out / LOG_FILE}")
-            if run.max_minutes is not None and now - t0 > 60 * run.max_minutes:
-                stopped = f"max_minutes={run.max_minutes}"
-                break
-        if run.save_every and done % run.save_every == 0 and done < run.steps:
-            checkpoint(done, "running")
-    bar.close()
-    checkpoint(done, stopped)
-    return ConditionalDiffusion.load(out, dev)
