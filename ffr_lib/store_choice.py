@@ -127,3 +127,95 @@ def show_banner(text: str) -> None:
         print(text)
         return
     display(HTML(banner_html(text)))
+
+
+def shown_ratio(wanted: float, ratios) -> tuple[float, str]:
+    """`wanted` if the store holds it, else its highest ratio, with a line that says so ('' when kept)."""
+    held = sorted({float(r) for r in ratios})
+    if not held or wanted in held:
+        return wanted, ""
+    return held[-1], f"this store has no runs at {wanted:g}: shown at its highest ratio, {held[-1]:g}"
+
+
+def choice_meta(choice: StoreChoice) -> dict:
+    """Sidecar fields: which store the defaults wanted and which was shown (paths left out, so that a
+    notebook and `ffr figures` write the same sidecar)."""
+    return {"default_store": choice.requested, "shown_store": choice.sweep_profile} if choice.fallback else {}
+
+
+# -- notebook 05: whose checkpoints ------------------------------------------------------------
+STUDY_FIELDS = ("results_dir", "dataset", "world", "ratio", "epochs", "width", "lr", "val_floor", "seeds")
+STUDY_MODES = ("none", "usb", "asb", "ffr")
+
+
+def cpu_study() -> dict:
+    """Notebook 05's committed CPU study: the CPU profile's world, model and epochs at 0.99, seed 0;
+    its models are the CPU sweep's ERM runs, their checkpoints kept in results/<cpu>/checkpoints
+    (a path relative to the notebooks' folder, where they run)."""
+    from .training.profiles import QUICK_BASE
+
+    return {"results_dir": f"../results/{CPU_PROFILE}", "dataset": QUICK_BASE.dataset, "world": dict(QUICK_BASE.data),
+            "ratio": 0.99, "epochs": QUICK_BASE.epochs, "width": QUICK_BASE.width, "lr": QUICK_BASE.lr,
+            "val_floor": QUICK_BASE.val_floor, "seeds": [0]}
+
+
+@dataclass(frozen=True)
+class StudyChoice:
+    """The models notebook 05 shows: where their checkpoints are, their seeds and base run, and why."""
+
+    results_dir: str
+    seeds: list[int]
+    base: object  # RunConfig: the study's cell (mode and seed are set per model)
+    checkpoints: tuple[int, int]  # (found, needed) in results_dir
+    fallback: bool
+    banner: str
+
+
+def _study_base(study: dict, fingerprint: float, fidelity: float):
+    from .training.config import RunConfig
+
+    return RunConfig(dataset=study["dataset"], data=tuple(dict(study["world"]).items()), ratio=study["ratio"],
+                     epochs=study["epochs"], width=study["width"], lr=study["lr"], pre_lr=study["lr"],
+                     val_floor=study["val_floor"], fingerprint=fingerprint, fidelity=fidelity)
+
+
+def _checkpoints(study: dict, base) -> tuple[int, int]:
+    """(checkpoints found, needed) of the study's final models in its results folder; reads only."""
+    from .analysis.saliency_study import study_configs
+    from .results import ResultStore
+
+    folder = Path(study["results_dir"])
+    store = ResultStore(folder) if folder.is_dir() else None
+    configs = study_configs(base, STUDY_MODES, study["seeds"], store=store)
+    found = sum(store is not None and store.checkpoint_path(c.hash).is_file() for c in configs.values())
+    return found, len(configs)
+
+
+def _describe(study: dict) -> str:
+    seeds = ", ".join(map(str, study["seeds"]))
+    return (f"{study['dataset']} at {study['ratio']:g}, width {study['width']}, {study['epochs']} epochs, "
+            f"seed{'s' if len(study['seeds']) > 1 else ''} {seeds}")
+
+
+def choose_study(study: dict, fingerprint: float, fidelity: float, fallback: bool = True) -> StudyChoice:
+    """Notebook 05's models: `study` (its STUDY_FIELDS) when every final model's checkpoint is in its
+    results folder, or with no `fallback` (missing ones then train); else the committed CPU study."""
+    base = _study_base(study, fingerprint, fidelity)
+    found, needed = _checkpoints(study, base)
+    retrain = RETRAIN.format(cpu=CPU_PROFILE, nb="05")
+    if found == needed or not fallback:
+        note = "" if found == needed else f" ({needed - found} of its {needed} models have no checkpoint: they train now)"
+        banner = (f"Showing the models in `{study['results_dir']}`: {_describe(study)}{note}. "
+                  f"Retrain on a CPU: {retrain}.")
+        return StudyChoice(study["results_dir"], list(study["seeds"]), base, (found, needed), False, banner)
+    cpu = cpu_study()
+    cpu_base = _study_base(cpu, fingerprint, fidelity)
+    cpu_found, cpu_needed = _checkpoints(cpu, cpu_base)
+    state = "does not exist yet" if not Path(study["results_dir"]).is_dir() else \
+        f"holds {found} of the {needed} checkpoints"
+    banner = (f"FALLBACK: showing the committed CPU study (`{cpu['results_dir']}`: {_describe(cpu)}; "
+              f"{cpu_found} of {cpu_needed} checkpoints) instead of the paper-scale models. "
+              f"`{study['results_dir']}` ({_describe(study)}) {state}: a GPU sweep keeps them "
+              f"(`ffr sweep --profile paper` keeps every mode's ERM checkpoints), and this notebook then shows "
+              f"them with no change. Retrain on a CPU: {retrain}.")
+    return StudyChoice(cpu["results_dir"], list(cpu["seeds"]), cpu_base, (cpu_found, cpu_needed), True, banner)

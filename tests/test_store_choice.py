@@ -93,3 +93,59 @@ def test_the_banner_box_marks_a_fallback_and_keeps_code_spans():
     box = banner_html("FALLBACK: showing `results/quick` <b>")
     assert "#fff3cd" in box and "<code>results/quick</code>" in box and "&lt;b&gt;" in box
     assert "#e7f1ff" in banner_html("Showing `results/paper`")
+
+
+def test_shown_ratio_keeps_a_held_ratio_and_says_when_it_cannot():
+    from ffr_lib.store_choice import shown_ratio
+
+    assert shown_ratio(0.999, [0.9, 0.999]) == (0.999, "")
+    ratio, note = shown_ratio(0.999, [0.95, 0.99, 0.95])
+    assert ratio == 0.99 and "no runs at 0.999" in note and "0.99" in note
+
+
+def test_choice_meta_names_both_stores_only_on_a_fallback(tmp_path):
+    from ffr_lib.store_choice import choice_meta
+
+    fill(tmp_path, CPU_PROFILE)
+    assert choice_meta(choose_store(CPU_PROFILE, tmp_path, "04")) == {}
+    assert choice_meta(choose_store("paper", tmp_path, "04")) == {"default_store": "paper", "shown_store": CPU_PROFILE}
+
+
+def test_the_cpu_profiles_notebook_05_section_is_the_cpu_study():
+    import yaml
+
+    from ffr_lib.notebooks import NOTEBOOKS
+    from ffr_lib.store_choice import STUDY_FIELDS, cpu_study
+
+    section = yaml.safe_load((NOTEBOOKS / "profiles" / f"{CPU_PROFILE}.yaml").read_text())["05_saliency"]
+    study = cpu_study()
+    assert set(study) == set(STUDY_FIELDS)
+    assert {k: section[k] for k in STUDY_FIELDS if k != "results_dir"} == {k: v for k, v in study.items()
+                                                                         if k != "results_dir"}
+    assert section["results_dir"].endswith(f"/{CPU_PROFILE}") and study["results_dir"] == f"../results/{CPU_PROFILE}"
+
+
+def test_notebook_05_falls_back_to_the_cpu_study_without_paper_checkpoints(tmp_path, monkeypatch):
+    from ffr_lib.store_choice import choose_study, cpu_study
+
+    paper = {"results_dir": str(tmp_path / "paper"), "dataset": "shapes-animals", "world": {}, "ratio": 0.999,
+             "epochs": 20, "width": 32, "lr": 1e-3, "val_floor": 50, "seeds": [0, 1, 2]}
+    cpu = dict(cpu_study(), results_dir=str(tmp_path / "cpu"))
+    monkeypatch.setattr("ffr_lib.store_choice.cpu_study", lambda: cpu)
+    choice = choose_study(paper, 0.3, 0.75)
+    assert choice.fallback and choice.results_dir == cpu["results_dir"] and choice.seeds == [0]
+    assert choice.base.width == 16 and choice.base.ratio == 0.99 and choice.checkpoints == (0, 4)
+    assert choice.banner.startswith("FALLBACK") and "does not exist yet" in choice.banner
+    # with the paper's 12 checkpoints in place (any bytes: only their presence is read), no fallback
+    from ffr_lib.analysis.saliency_study import study_configs
+    from ffr_lib.store_choice import STUDY_MODES, _study_base
+
+    store = ResultStore(paper["results_dir"])
+    configs = study_configs(_study_base(paper, 0.3, 0.75), STUDY_MODES, paper["seeds"])
+    for c in configs.values():
+        store.checkpoints.mkdir(parents=True, exist_ok=True)
+        store.checkpoint_path(c.hash).write_bytes(b"x")
+    kept = choose_study(paper, 0.3, 0.75)
+    assert not kept.fallback and kept.checkpoints == (12, 12) and kept.base.width == 32
+    assert kept.banner.startswith(f"Showing the models in `{paper['results_dir']}`")
+    assert not choose_study(dict(paper, results_dir=str(tmp_path / "none")), 0.3, 0.75, fallback=False).fallback
