@@ -37,6 +37,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--per-group", type=int, default=2500)
     p.add_argument("--width", type=int, default=32, help="small ResNet width")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--world", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="WorldConfig fields of the calibrated world, e.g. train_majority=1000 (a CPU profile's world)")
     p.add_argument("--fingerprints", type=float, nargs="+", default=FINGERPRINTS)
@@ -46,7 +47,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("figures"))
     p.add_argument("--merge", type=Path, nargs="+", help="only merge knob tables (CSV) of parallel parts")
     args = p.parse_args()
-    cfg = CheckConfig(epochs=args.epochs, per_group=args.per_group, device=args.device, width=args.width,
+    cfg = CheckConfig(epochs=args.epochs, per_group=args.per_group, device=args.device, width=args.width, lr=args.lr,
                       detector_per_group=args.detector_per_group)
     world_options = {k: float(v) if "." in v else int(v) for k, v in (item.split("=", 1) for item in args.world)}
     meta = {"check": asdict(cfg), "made_by": "scripts/world_checks.py", "device_name":
