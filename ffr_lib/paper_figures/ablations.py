@@ -202,6 +202,7 @@ def regime_map(results: Results, out: str | Path, meta: Mapping, knobs_file: str
     for ax in axes.flat:
         if ax not in used:
             ax.set_axis_off()
+    fig.suptitle(f"ours ({results.profile}): the regime map over the generator's knobs", fontsize=11)
     fig.tight_layout()
     art = Artifact("ours_regime_map", table, None, fig)
     return save(art, out, sidecar(results, REGIME, meta, knobs=Path(knobs_file).name if knobs is not None else None))
