@@ -70,9 +70,16 @@ def store_progress(profile: str, results: str | Path) -> StoreProgress:
     return StoreProgress(profile, recorded, len(configs))
 
 
+def _where(path: str | Path) -> str:
+    """A folder as a reader finds it: relative to the repository (`results/paper`, not `../results/paper`)."""
+    from .io import repo_relative
+
+    return repo_relative(path)
+
+
 def _store_line(p: StoreProgress, results: str | Path) -> str:
     state = "does not exist yet" if p.recorded == 0 else f"holds {p.recorded:,} of its {p.total:,} runs"
-    return f"`{Path(results) / p.profile}`, {WHAT.get(p.profile, p.profile)}, {state}"
+    return f"`{_where(Path(results) / p.profile)}`, {WHAT.get(p.profile, p.profile)}, {state}"
 
 
 def choose_store(requested: str, results: str | Path, notebook: str, fallback: bool = True,
@@ -95,11 +102,11 @@ def choose_store(requested: str, results: str | Path, notebook: str, fallback: b
         raise UsageError(f"sweep_profile {requested!r}: no complete store to show: {lines}")
     retrain = RETRAIN.format(cpu=CPU_PROFILE, nb=notebook)
     if not passed:
-        banner = (f"Showing `{Path(results) / name}`: {WHAT.get(name, name)}, {progress.recorded:,} of "
+        banner = (f"Showing `{_where(Path(results) / name)}`: {WHAT.get(name, name)}, {progress.recorded:,} of "
                   f"{progress.total:,} runs recorded. Retrain on a CPU: {retrain}.")
         return StoreChoice(requested, name, (), banner)
     skipped = "; ".join(_store_line(p, results) for p in passed)
-    banner = (f"FALLBACK: showing `{Path(results) / name}`, {WHAT.get(name, name)}, instead of the default store. "
+    banner = (f"FALLBACK: showing `{_where(Path(results) / name)}`, {WHAT.get(name, name)}, instead of the default store. "
               f"{skipped[0].upper()}{skipped[1:]}: a GPU sweep fills it (`ffr sweep --profile {requested}`), and this "
               f"notebook then shows it with no change. Retrain on a CPU: {retrain}.")
     return StoreChoice(requested, name, tuple(passed), banner)
@@ -205,7 +212,7 @@ def choose_study(study: dict, fingerprint: float, fidelity: float, fallback: boo
     retrain = RETRAIN.format(cpu=CPU_PROFILE, nb="05")
     if found == needed or not fallback:
         note = "" if found == needed else f" ({needed - found} of its {needed} models have no checkpoint: they train now)"
-        banner = (f"Showing the models in `{study['results_dir']}`: {_describe(study)}{note}. "
+        banner = (f"Showing the models in `{_where(study['results_dir'])}`: {_describe(study)}{note}. "
                   f"Retrain on a CPU: {retrain}.")
         return StudyChoice(study["results_dir"], list(study["seeds"]), base, (found, needed), False, banner)
     cpu = cpu_study()
@@ -213,9 +220,9 @@ def choose_study(study: dict, fingerprint: float, fidelity: float, fallback: boo
     cpu_found, cpu_needed = _checkpoints(cpu, cpu_base)
     state = "does not exist yet" if not Path(study["results_dir"]).is_dir() else \
         f"holds {found} of the {needed} checkpoints"
-    banner = (f"FALLBACK: showing the committed CPU study (`{cpu['results_dir']}`: {_describe(cpu)}; "
+    banner = (f"FALLBACK: showing the committed CPU study (`{_where(cpu['results_dir'])}`: {_describe(cpu)}; "
               f"{cpu_found} of {cpu_needed} checkpoints) instead of the paper-scale models. "
-              f"`{study['results_dir']}` ({_describe(study)}) {state}: a GPU sweep keeps them "
+              f"`{_where(study['results_dir'])}` ({_describe(study)}) {state}: a GPU sweep keeps them "
               f"(`ffr sweep --profile paper` keeps every mode's ERM checkpoints), and this notebook then shows "
               f"them with no change. Retrain on a CPU: {retrain}.")
     return StudyChoice(cpu["results_dir"], list(cpu["seeds"]), cpu_base, (cpu_found, cpu_needed), True, banner)

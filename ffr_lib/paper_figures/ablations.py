@@ -110,7 +110,7 @@ def scaling(results: Results, out: str | Path, meta: Mapping) -> Artifact:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("test_wa", "test_ba")):
         line_panel(ax, table, "scale", metric, list(arms))
-        for (_, r), color in zip(refs[refs["n"] > 0].iterrows(), ("tab:green", "tab:orange", "tab:red")):
+        for (_, r), color in zip(refs[refs["n"] > 0].iterrows(), ("tab:green", "tab:blue", "tab:orange")):  # as their lines
             ax.axhline(r[f"{metric}_mean"], ls=":", color=color, label=r["row"])
         ax.set_xlabel("synthetic images / real images")
         ax.set_title(f"ours ({results.profile}): {metric[5:].upper()}", fontsize=10)
