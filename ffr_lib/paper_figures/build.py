@@ -15,6 +15,7 @@ from typing import TextIO
 
 from ..claims import RULE, judge_stores
 from ..errors import UsageError
+from ..io import repo_relative
 from ..paper_claims import CLAIMS
 from ..store_choice import StoreChoice, choice_meta, choose_store, shown_ratio
 from ..tables import MissingRecords, Results, load_results
@@ -52,6 +53,9 @@ def build_claims(results: str | Path, out: str | Path, meta: Mapping, figures: s
     """`claims.csv`: every claim of ffr_lib.paper_claims judged on every store under `results`
     (and the probe tables under `figures`); its sidecar names the rule and each store's runs."""
     table, stores = judge_stores(CLAIMS, results, probe_tables(figures))
+    for entry in stores.values():  # the repository's path, not this checkout's: the same bytes in every clone
+        if "probe_table" in entry:
+            entry["probe_table"] = repo_relative(entry["probe_table"])
     extra = {"rule": RULE, "claims": "ffr_lib/paper_claims.py",
              "units": "effect, ci_lo, ci_hi and paper_value in the row's `unit` (WA points: 1.7 = 0.017 WA)",
              "paper_value": "the paper's own number for the comparison, on its datasets: orientation, never part of "
