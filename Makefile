@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 reproduce: setup
-	$(VENV)/bin/ffr reproduce --profile quick
+	$(VENV)/bin/ffr reproduce
 
 test: setup lint test-lib test-notebooks
 

@@ -148,7 +148,8 @@ def generate(args: argparse.Namespace) -> int:
 
 
 def _notebooks_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="quick", help="parameter profile: notebooks/profiles/<name>.yaml")
+    p.add_argument("--profile", default="default", help="parameter profile: notebooks/profiles/<name>.yaml (default: "
+                   "the notebooks' own defaults, the committed paper-scale stores; quick: retrain on a CPU)")
     p.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks (number or stem)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="set a parameter (VALUE is a YAML literal) in every selected notebook that declares it")
@@ -239,9 +240,10 @@ def pack(args: argparse.Namespace) -> int:
 
 
 def _figures_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="quick", choices=["quick", "paper", "paper-v1"], help="notebook profile: which stores "
-                   "(quick: results/quick, results/quick-ablations; paper: results/paper, results/paper-ablations; "
-                   "paper-v1: results/paper-v1, the grid before the evidence protocol)")
+    p.add_argument("--profile", default="paper", choices=["quick", "paper", "paper-v1"], help="notebook profile: which "
+                   "stores (paper, the default: results/paper and results/paper-ablations, each falling back as the "
+                   "notebooks do while it is incomplete; quick: results/quick, results/quick-ablations; paper-v1: "
+                   "results/paper-v1, the grid before the evidence protocol)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root")
     p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")
     p.add_argument("--only", nargs="+", metavar="NN", help="only these notebooks: 02, 03, 04, or claims "
@@ -260,26 +262,75 @@ def figures(args: argparse.Namespace) -> int:
 
 
 def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="quick", choices=["quick", "paper"], help="notebook profile")
-    p.add_argument("--out", type=Path, default=Path("figures"), help="figure folder")
+    p.add_argument("--out", type=Path, default=Path("figures"),
+                   help="folder of the figures rebuilt from the committed stores (the notebooks' defaults)")
+    p.add_argument("--cpu-out", type=Path, default=Path("outputs/cpu"),
+                   help="the CPU retrain's folder: <cpu-out>/results and <cpu-out>/figures (git-ignored by default)")
+    p.add_argument("--skip-retrain", action="store_true", help="only rebuild the figures from the committed stores")
 
 
-@command("reproduce", "the project's main job: every figure and table of the profile", _reproduce_arguments)
+def _cpu_runs(runs: list, cpu_out: Path) -> list:
+    """The CPU profile's notebook runs with their results and figures under `cpu_out` (absolute)."""
+    from dataclasses import replace
+
+    results = cpu_out / "results"
+    out = []
+    for run in runs:
+        params = dict(run.parameters, figures_dir=str(cpu_out / "figures"))
+        if "results_dir" in params:  # notebook 05 reads one store's folder, 03 and 04 the results root
+            params["results_dir"] = str(results / Path(params["results_dir"]).name
+                                        if run.source.stem.startswith("05") else results)
+        out.append(replace(run, parameters=params))
+    return out
+
+
+@command("reproduce", "the project's main job: every figure and table from the committed stores, then the CPU "
+         "profile retrained into its own folder, beside the paper-scale numbers", _reproduce_arguments)
 def reproduce(args: argparse.Namespace) -> int:
     from .notebooks import NotebookError, execute, plan
+    from .store_choice import CPU_PROFILE
 
-    # every notebook under the profile (parameters checked first); figures_dir goes to those that declare it
-    runs = plan(args.profile, parameters={"figures_dir": str(args.out.resolve())})
-    code = world(argparse.Namespace(layout=list(names.WORLD_LAYOUTS), size=32, seed=0, out=args.out))
+    out, cpu_out = args.out.resolve(), args.cpu_out.resolve()
+    cpu_figures, committed_results = cpu_out / "figures", Path("results").resolve()
+    if cpu_figures == out or out in cpu_figures.parents or cpu_out / "results" == committed_results:
+        raise UsageError(f"--cpu-out {args.cpu_out}: the CPU retrain must write neither into --out {args.out} "
+                         "nor into the committed results/")
+    # every notebook with its own defaults (the committed paper-scale stores, or their visible fallbacks)
+    committed = plan("default", parameters={"figures_dir": str(out)}, out=Path("outputs/notebooks/default"))
+    retrain = [] if args.skip_retrain else _cpu_runs(plan(CPU_PROFILE, out=Path(f"outputs/notebooks/{CPU_PROFILE}")),
+                                                      cpu_out)
+    t0 = time.perf_counter()
+    print("1. the figures and tables of the committed stores, into", args.out, flush=True)
+    code = world(argparse.Namespace(layout=list(names.WORLD_LAYOUTS), size=32, seed=0, out=out))
     if code:
         return code
     try:
-        execute(runs)
+        execute(committed)
     except NotebookError as exc:
         print(f"ffr reproduce: {exc}", file=sys.stderr)
         return 1
-    return 0
+    from .paper_figures import build_all
 
+    if build_all("paper", "results", out, only=["claims"]):
+        return 1
+    t1 = time.perf_counter()
+    print(f"   ({t1 - t0:.0f} s)", flush=True)
+    if args.skip_retrain:
+        return 0
+    print(f"2. the CPU profile ({CPU_PROFILE}) retrained from {cpu_out / 'results'} (empty: everything trains)",
+          flush=True)
+    try:
+        execute(retrain)
+    except NotebookError as exc:
+        print(f"ffr reproduce: {exc}", file=sys.stderr)
+        return 1
+    t2 = time.perf_counter()
+    print(f"   ({t2 - t1:.0f} s)\n", flush=True)
+    from .comparison import comparison_text
+
+    print(comparison_text(cpu_out / "figures", out))
+    print(f"\nffr reproduce: {t2 - t0:.0f} s in all (committed stores {t1 - t0:.0f} s, CPU retrain {t2 - t1:.0f} s)")
+    return 0
 
 
 DEBUG_HELP = "on a user error, show the traceback too (a user error is otherwise one line, exit code 2)"

@@ -38,9 +38,9 @@ def sample_grid(
                     ax.imshow(data.images[pick[c]].permute(1, 2, 0).numpy(), interpolation="nearest")
                 if c == 0 and s == 0:
                     ax.set_ylabel(f"{first.class_names[y]}\n{first.bias_names[b]}", rotation=0, ha="right",
-                                  va="center", fontsize=7)
+                                  va="center", fontsize=9)
                 if r == 0 and c == 0:
                     label = titles[s] if titles else SOURCE_NAMES[int(data.g[0])] if len(data) else ""
-                    ax.set_title(label, fontsize=8, loc="left")
+                    ax.set_title(label, fontsize=10, loc="left")
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return fig

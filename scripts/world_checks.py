@@ -1,6 +1,9 @@
 """Calibrate the embedded world and measure the generator knobs' effects with the real loop.
 
     python scripts/world_checks.py --what calibration knobs --device cuda --out figures
+    # a CPU profile's world (docs/world.md, "The CPU profile"): its pool, width and epochs
+    python scripts/world_checks.py --what calibration --layout binary --device cpu --world train_majority=1000 \
+        train_minority=500 --per-group 500 --width 16 --epochs 20 --out DIR
 
 Writes figures/world_calibration.csv and figures/world_knobs.{csv,png,svg} (with sidecars).
 The numbers go into docs/world.md.
@@ -33,6 +36,10 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--per-group", type=int, default=2500)
+    p.add_argument("--width", type=int, default=32, help="small ResNet width")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--world", nargs="+", default=[], metavar="FIELD=VALUE",
+                   help="WorldConfig fields of the calibrated world, e.g. train_majority=1000 (a CPU profile's world)")
     p.add_argument("--fingerprints", type=float, nargs="+", default=FINGERPRINTS)
     p.add_argument("--fidelities", type=float, nargs="+", default=FIDELITIES)
     p.add_argument("--detector-per-group", type=int, default=1000)
@@ -40,8 +47,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("figures"))
     p.add_argument("--merge", type=Path, nargs="+", help="only merge knob tables (CSV) of parallel parts")
     args = p.parse_args()
-    cfg = CheckConfig(epochs=args.epochs, per_group=args.per_group, device=args.device,
+    cfg = CheckConfig(epochs=args.epochs, per_group=args.per_group, device=args.device, width=args.width, lr=args.lr,
                       detector_per_group=args.detector_per_group)
+    world_options = {k: float(v) if "." in v else int(v) for k, v in (item.split("=", 1) for item in args.world)}
     meta = {"check": asdict(cfg), "made_by": "scripts/world_checks.py", "device_name":
             torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"}
     if args.merge:  # parts computed elsewhere (a GPU job): keep each part's own sidecar
@@ -57,8 +65,9 @@ def main() -> None:
         return
     if "calibration" in args.what:
         t0 = time.perf_counter()
-        table = pd.concat([calibration(WorldConfig(layout=lay), cfg) for lay in args.layout], ignore_index=True)
-        save_table(table, "world_calibration", {**meta, "layouts": args.layout}, args.out)
+        table = pd.concat([calibration(WorldConfig(layout=lay, **world_options), cfg) for lay in args.layout],
+                          ignore_index=True)
+        save_table(table, "world_calibration", {**meta, "layouts": args.layout, "world": world_options}, args.out)
         print(table.to_string(index=False), f"\n({time.perf_counter() - t0:.0f} s)", flush=True)
     if "knobs" in args.what:
         t0 = time.perf_counter()

@@ -259,7 +259,7 @@ def test_figures_reports_missing_records_before_building_and_labels_differ(tmp_p
     before_02 = built[0][1]
     assert before_02.startswith("03_ffr_ablations: not built:") and "04_mitigation_combinations: not built:" in before_02
     ablations, quick = before_02.split("04_mitigation_combinations: not built:")
-    for section, shown in ((ablations, 20), (quick, 12)):  # 20 of quick-ablations' 88 runs, all 12 of quick's
+    for section, shown in ((ablations, 20), (quick, 12)):  # 20 of quick-ablations' 27 runs, all 12 of quick's
         listed = [ln.strip() for ln in section.splitlines() if ln.startswith("  shapes-")]
         assert len(listed) == len(set(listed)) == shown
 

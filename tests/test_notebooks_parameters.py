@@ -40,9 +40,11 @@ def test_the_issues_examples_are_one_line_exit_2(capsys, tmp_path, name, value, 
 def test_good_values_pass_and_reach_the_runs(tmp_path):
     runs = N.plan("quick", only=["01", "04"], parameters={"ratios": [0.9, 0.99], "table1_ratio": 0.95, "threads": 2},
                   out=tmp_path, source=REPO_NOTEBOOKS)
+    cpu = {"profile": "quick", "figures_dir": "../outputs/cpu/figures"}  # quick.yaml's "*": the CPU retrain's folder
+    quick_04 = {"sweep_profile": "quick", "results_dir": "../outputs/cpu/results", "fallback": False, "run_missing": True}
     assert [(r.source.stem, r.parameters) for r in runs] == [
-        ("01_theorem_sanity_check", {"ratios": [0.9, 0.99]}),
-        ("04_mitigation_combinations", {"table1_ratio": 0.95, "threads": 2}),
+        ("01_theorem_sanity_check", {**cpu, "ratios": [0.9, 0.99]}),
+        ("04_mitigation_combinations", {**cpu, **quick_04, "table1_ratio": 0.95, "threads": 2}),
     ]
 
 

@@ -136,7 +136,12 @@ def test_stored_notebooks_are_clean(path):
     assert all(p.help for p in declared.values()), "every parameter has a trailing comment"
 
 
-@pytest.mark.parametrize("profile", ["quick", "paper"])
+@pytest.mark.parametrize("profile", ["default", "quick", "paper"])
 def test_repo_profiles_resolve(profile, tmp_path):
     runs = N.plan(profile, out=tmp_path, source=REPO_NOTEBOOKS)
     assert [r.source.stem for r in runs] == [p.stem for p in N.discover(REPO_NOTEBOOKS)]
+
+
+def test_the_default_profile_is_the_notebooks_own_defaults(tmp_path):
+    runs = N.plan("default", out=tmp_path, source=REPO_NOTEBOOKS)
+    assert runs and all(r.parameters == {} for r in runs)

@@ -18,8 +18,8 @@ from ffr_lib.sweeps.profiles import get_profile
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"
 RESULTS = ROOT / "results"
-NEEDED = [RESULTS / "quick" / "runs", RESULTS / "quick-ablations" / "runs"]
-pytestmark = pytest.mark.skipif(not all(p.is_dir() for p in NEEDED), reason="committed results/quick* stores absent")
+NEEDED = [RESULTS / "quick" / "runs", RESULTS / "quick-ablations" / "runs", RESULTS / "paper-v1" / "packs"]
+pytestmark = pytest.mark.skipif(not all(p.is_dir() for p in NEEDED), reason="committed results/ stores absent")
 
 
 @pytest.fixture(autouse=True)
@@ -33,27 +33,31 @@ def no_training(monkeypatch):
 
 @pytest.mark.slow
 def test_ffr_figures_reproduces_the_committed_csvs(tmp_path, capsys):
+    """figures/ holds the paper-scale stores' figures (the notebooks' defaults, with their fallbacks)."""
     out = tmp_path / "figs"
     assert main(["figures", "--only", "03", "04", "--results", str(RESULTS), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "03_ffr_ablations: 16 tables, 8 figures" in printed and "04_mitigation_combinations: 8 tables, 2 figures" in printed
+    assert "03_ffr_ablations: 16 tables, 7 figures" in printed and "04_mitigation_combinations: 8 tables, 2 figures" in printed
+    assert "FALLBACK" in printed  # neither evidence-protocol store exists yet
     built = sorted(out.glob("*.csv"))
     assert len(built) == 24  # 16 + 8, the selection reports included
     for path in built:
         assert path.read_bytes() == (FIGURES / path.name).read_bytes(), f"{path.name} differs from figures/"
+    assert not (out / "eccv_table8_vit.png").exists()  # the CPU profile runs no ViT: a table saying so, no figure
     for name in ("eccv_figure3", "ours_regime_map", "eccv_table1_stage_order"):
         assert (out / f"{name}.png").is_file() and (out / f"{name}.svg").is_file()
     # a second build over the first changes no table
     first = {p.name: p.read_bytes() for p in built}
-    assert build_all("quick", RESULTS, out, only=["04"], stream=io.StringIO()) == 0
+    assert build_all("paper", RESULTS, out, only=["04"], stream=io.StringIO()) == 0
     assert {p.name: p.read_bytes() for p in sorted(out.glob("*.csv"))} == first
 
 
 def test_sidecars_name_profile_hashes_and_seeds():
     meta = yaml.safe_load((FIGURES / "eccv_figure3.json").read_text())
-    assert meta["profile"] == "quick" and meta["sweep_profile"] == "quick" and meta["seeds"] == [0]
-    hashes = {c.hash for c in get_profile("quick").configs()}
-    assert set(meta["hashes"]) <= hashes and len(meta["hashes"]) == 10  # 5 arms x 2 ratios, one lr each
+    assert meta["profile"] == "paper" and meta["sweep_profile"] == "paper-v1" and meta["seeds"] == [0, 1, 2]
+    assert (meta["default_store"], meta["shown_store"]) == ("paper", "paper-v1")  # the fallback, said
+    assert set(meta["hashes"]) <= ResultStore(RESULTS / "paper-v1").hashes()
+    assert len(meta["hashes"]) == 5 * 2 * 5 * 3  # arms x datasets x ratios x seeds, one setting each
     assert meta["selection"] == "val_worst_group" and meta["commit"]
     paper = yaml.safe_load((FIGURES / "eccv_figure3_paper.json").read_text())
     assert "not ours" in paper["numbers"]
@@ -83,9 +87,14 @@ def test_notebook_parameters_agree_with_ffr_figures():
     assert sorted(nb) == ["02", "03", "04"]
     for key in ("03", "04"):
         params = papermill.inspect_notebook(str(nb[key]))
-        assert params["sweep_profile"]["default"].strip("'\"") == SWEEPS["quick"][key]
+        assert params["sweep_profile"]["default"].strip("'\"") == SWEEPS["paper"][key]
+        assert params["fallback"]["default"] == "True" and params["run_missing"]["default"] == "False"
     params = papermill.inspect_notebook(str(nb["04"]))
-    assert float(params["table1_ratio"]["default"]) == OPTIONS["quick"]["table1_ratio"]
+    assert float(params["table1_ratio"]["default"]) == OPTIONS["paper"]["table1_ratio"]
+    quick = yaml.safe_load((ROOT / "notebooks" / "profiles" / "quick.yaml").read_text())
+    assert quick["04_mitigation_combinations"]["table1_ratio"] == OPTIONS["quick"]["table1_ratio"]
+    for key in ("03", "04"):
+        assert quick[nb[key].stem]["sweep_profile"] == SWEEPS["quick"][key]
     paper = yaml.safe_load((ROOT / "notebooks" / "profiles" / "paper.yaml").read_text())
     assert paper["04_mitigation_combinations"]["table1_ratio"] == OPTIONS["paper"]["table1_ratio"]
     for key in ("03", "04"):

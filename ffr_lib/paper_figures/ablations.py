@@ -18,7 +18,18 @@ from ..claims import RULE, judge
 from ..paper_claims import claims_of
 from ..paper_numbers import paper_table
 from ..tables import MODE_SPECS, STAGE1, Results, arm, mode_arms, summarise
-from .common import BUILDERS, REPO_FIGURES, Artifact, heat_map, line_panel, paper_bars, save, scope, sidecar
+from .common import (
+    BUILDERS,
+    NOT_RUN,
+    REPO_FIGURES,
+    Artifact,
+    heat_map,
+    line_panel,
+    paper_bars,
+    save,
+    scope,
+    sidecar,
+)
 
 M = mode_arms("erm")
 FFR = M["FFR"]
@@ -33,7 +44,7 @@ def _table(results: Results, out: str | Path, meta: Mapping, name: str, arms: di
     paper_df = paper_table(paper) if paper else None
     fig = None
     if paper_df is not None and len(table):
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 0.5 + 0.45 * max(len(table), len(paper_df))))
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 1.0 + 0.45 * max(len(table), len(paper_df))))
         ours = table.assign(label=table["row"] + (" " + table[by[0]].astype(str) if by else ""))
         ours = ours.assign(wa=ours.get("test_wa_mean", np.nan) * 100, ba=ours.get("test_ba_mean", np.nan) * 100)
         paper_bars(ax1, ours.fillna(0), "label", f"ours ({results.profile}): WA / BA")
@@ -96,14 +107,14 @@ def scaling(results: Results, out: str | Path, meta: Mapping) -> Artifact:
     table = summarise(results, arms, by=("scale",), where=where)
     refs = summarise(results, {"USB (fixed size)": M["USB"], "ASB (USB's total)": M["ASB"],
                                "FFR (USB's total)": FFR}, where=where)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("test_wa", "test_ba")):
         line_panel(ax, table, "scale", metric, list(arms))
-        for (_, r), color in zip(refs[refs["n"] > 0].iterrows(), ("tab:green", "tab:orange", "tab:red")):
+        for (_, r), color in zip(refs[refs["n"] > 0].iterrows(), ("tab:green", "tab:blue", "tab:orange")):  # as their lines
             ax.axhline(r[f"{metric}_mean"], ls=":", color=color, label=r["row"])
         ax.set_xlabel("synthetic images / real images")
-        ax.set_title(f"ours ({results.profile}): {metric[5:].upper()}", fontsize=8)
-    axes[0].legend(fontsize=6)
+        ax.set_title(f"ours ({results.profile}): {metric[5:].upper()}", fontsize=10)
+    axes[0].legend(fontsize=9)
     fig.tight_layout()
     both = pd.concat([table, refs], ignore_index=True)
     art = Artifact("iclr_figure5_scaling", both, None, fig)
@@ -160,20 +171,24 @@ def regime_map(results: Results, out: str | Path, meta: Mapping, knobs_file: str
     panels = [("best", "best WA of the four"), ("ffr_minus_usb", "WA: FFR - USB"), ("ffr_minus_asb", "WA: FFR - ASB"),
               ("ffr_minus_ffr_stage_1", "WA: FFR - stage 1 alone"), ("wa_ffr_stage_1", "stage 1 alone: real-test WA"),
               ("detector_acc", "knob grid: detector accuracy"), ("knob_grid_transfer_wa", "knob grid: transfer WA")]
-    fig, axes = plt.subplots(max(len(ratios), 1), len(panels), figsize=(3.2 * len(panels), 2.8 * max(len(ratios), 1)),
-                             squeeze=False)
+    per_row = 4  # panels a row: the figure stays about 11 inches wide, legible at 100 % zoom
+    rows_per_ratio = -(-len(panels) // per_row)
+    fig, axes = plt.subplots(rows_per_ratio * max(len(ratios), 1), per_row,
+                             figsize=(2.9 * per_row, 2.9 * rows_per_ratio * max(len(ratios), 1)), squeeze=False)
     colours = ListedColormap(["tab:green", "tab:orange", "tab:red", "tab:purple", "lightgray"])
+    used = set()
     for i, ratio in enumerate(ratios):
         part = table[table["ratio"] == ratio]
         for j, (col, title) in enumerate(panels):
-            ax = axes[i, j]
+            ax = axes[i * rows_per_ratio + j // per_row, j % per_row]
+            used.add(ax)
             if col == "best":
                 code = part.assign(c=[_best_code(b) for b in part["best"]],
-                                   t=[" = ".join(SHORT[k] for k in b.split(" = ")) if b else "n/a" for b in part["best"]])
+                                   t=[" = ".join(SHORT[k] for k in b.split(" = ")) if b else NOT_RUN for b in part["best"]])
                 pivot = code.pivot_table(index="fingerprint", columns="fidelity", values="c", dropna=False)
                 text = code.pivot_table(index="fingerprint", columns="fidelity", values="t", aggfunc="first")
                 heat_map(ax, pivot, f"r={ratio:g}: {title}", 0, len(REGIME), colours,
-                         text=text.reindex_like(pivot).fillna("n/a"), colorbar=False)
+                         text=text.reindex_like(pivot).fillna(NOT_RUN), colorbar=False)
             elif col in part and part[col].notna().any():
                 pivot = part.pivot_table(index="fingerprint", columns="fidelity", values=col, dropna=False)
                 signed = col.startswith("ffr_minus")
@@ -181,9 +196,13 @@ def regime_map(results: Results, out: str | Path, meta: Mapping, knobs_file: str
                          fmt="{:+.2f}" if signed else "{:.2f}")
             else:
                 ax.set_axis_off()
-                ax.set_title(f"{title}: not measured", fontsize=8)
-            ax.set_xlabel("fidelity", fontsize=7)
-            ax.set_ylabel("fingerprint", fontsize=7)
+                ax.set_title(f"{title}: not measured", fontsize=10)
+            ax.set_xlabel("fidelity", fontsize=9)
+            ax.set_ylabel("fingerprint", fontsize=9)
+    for ax in axes.flat:
+        if ax not in used:
+            ax.set_axis_off()
+    fig.suptitle(f"ours ({results.profile}): the regime map over the generator's knobs", fontsize=11)
     fig.tight_layout()
     art = Artifact("ours_regime_map", table, None, fig)
     return save(art, out, sidecar(results, REGIME, meta, knobs=Path(knobs_file).name if knobs is not None else None))

@@ -80,23 +80,38 @@ def line_panel(ax, table: pd.DataFrame, x: str, metric: str, rows: Sequence[str]
     ax.grid(alpha=0.3)
 
 
+NOT_RUN = "not run in\nthis profile"  # what a heat-map cell without runs says
+PAPER_FACE = "#f3ecdd"  # the background of every panel that shows the paper's numbers, never ours
+
+
+def mark_paper(ax, title: str) -> None:
+    """A panel of the paper's numbers: its own background, and a title that says whose they are."""
+    ax.set_facecolor(PAPER_FACE)
+    ax.set_title(f"THE PAPER'S NUMBERS (not ours)\n{title}", fontsize=10, color="saddlebrown")
+
+
 def heat_map(ax, pivot: pd.DataFrame, title: str, vmin: float = 0.0, vmax: float = 1.0, cmap="viridis",
-             fmt: str = "{:.2f}", text: pd.DataFrame | None = None, colorbar: bool = True) -> None:
-    """An annotated heat map of `pivot` (rows drawn bottom-up); NaN cells read 'n/a'; `text`
-    (same shape) replaces the numbers shown; labels are black on light cells, white on dark."""
+             fmt: str = "{:.2f}", text: pd.DataFrame | None = None, colorbar: bool = True,
+             missing: str = NOT_RUN) -> None:
+    """An annotated heat map of `pivot` (rows drawn bottom-up); NaN cells read `missing` (why they
+    are empty) on a hatched grey ground; `text` (same shape) replaces the numbers shown; labels are
+    black on light cells, white on dark."""
     values = pivot.to_numpy(dtype=float)
     im = ax.imshow(values, origin="lower", aspect="auto", vmin=vmin, vmax=vmax, cmap=cmap)
+    for i, j in zip(*np.nonzero(~np.isfinite(values))):
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#eeeeee", edgecolor="#bbbbbb", hatch="//",
+                                   lw=0))
     ax.set_xticks(range(pivot.shape[1]), [f"{v:g}" if isinstance(v, float) else str(v) for v in pivot.columns],
-                  fontsize=7)
+                  fontsize=9)
     ax.set_yticks(range(pivot.shape[0]), [f"{v:g}" if isinstance(v, float) else str(v) for v in pivot.index],
-                  fontsize=7)
-    ax.set_title(title, fontsize=8)
+                  fontsize=9)
+    ax.set_title(title, fontsize=10)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             v = values[i, j]
-            shown = text.iloc[i, j] if text is not None else ("n/a" if not np.isfinite(v) else fmt.format(v))
+            shown = text.iloc[i, j] if text is not None else (missing if not np.isfinite(v) else fmt.format(v))
             r, g, b, _ = im.cmap(im.norm(v)) if np.isfinite(v) else (1, 1, 1, 1)
-            ax.text(j, i, shown, ha="center", va="center", fontsize=6,
+            ax.text(j, i, shown, ha="center", va="center", fontsize=9 if np.isfinite(v) else 8,
                     color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
     if colorbar:
         plt.colorbar(im, ax=ax, fraction=0.046)
@@ -108,8 +123,11 @@ def paper_bars(ax, paper: pd.DataFrame, label_col: str, title: str) -> None:
     ax.barh(y - 0.2, paper["wa"] / 100, height=0.4, label="WA", color="tab:red")
     if "ba" in paper:
         ax.barh(y + 0.2, paper["ba"] / 100, height=0.4, label="BA", color="tab:gray")
-    ax.set_yticks(y, paper[label_col].astype(str), fontsize=7)
+    ax.set_yticks(y, paper[label_col].astype(str), fontsize=9)
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=6, loc="lower right")
+    if title.startswith("ours"):
+        ax.set_title(title, fontsize=10)
+    else:
+        mark_paper(ax, title)
+    ax.legend(fontsize=9, loc="lower right")

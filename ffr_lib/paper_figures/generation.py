@@ -146,8 +146,8 @@ def corruptions(out: str | Path, meta: Mapping) -> Artifact:
             axes[i, s].imshow(grid[i, s], interpolation="nearest")
             axes[i, s].set_axis_off()
             if i == 0:
-                axes[i, s].set_title(f"severity {s}", fontsize=7)
-    fig.suptitle("pixelate + defocus blur + gaussian noise (ECCV table 4), SD-like synthetic images", fontsize=8)
+                axes[i, s].set_title(f"severity {s}", fontsize=9)
+    fig.suptitle("pixelate + defocus blur + gaussian noise (ECCV table 4), SD-like synthetic images", fontsize=10)
     return save(Artifact("generation_corruptions", table, None, fig), out, meta)
 
 
@@ -183,8 +183,8 @@ def detector(out: str | Path, meta: Mapping, figures: str | Path = REPO_FIGURES)
                                                 ("transfer_wa", "synthetic-only ERM: real-test WA", 0.0))):
             pivot = part.pivot_table(index="fingerprint", columns="fidelity", values=col)
             heat_map(axes[i, j], pivot, f"shapes-{layout}: {title}", vmin, 1.0)
-            axes[i, j].set_xlabel("fidelity", fontsize=7)
-            axes[i, j].set_ylabel("fingerprint", fontsize=7)
+            axes[i, j].set_xlabel("fidelity", fontsize=9)
+            axes[i, j].set_ylabel("fingerprint", fontsize=9)
     fig.tight_layout()
     return save(Artifact("generation_detector", table, None, fig), out,
                 {**meta, "measured_in": sorted(set(table["source"])) if len(table) else []})

@@ -15,11 +15,12 @@ from ..claims import RULE, judge
 from ..paper_claims import claims_of
 from ..paper_numbers import paper_table
 from ..tables import Results, mode_arms, summarise
-from .common import BUILDERS, Artifact, heat_map, line_panel, save, sidecar
+from .common import BUILDERS, Artifact, heat_map, line_panel, mark_paper, save, sidecar
 
 MODES = ("None", "USB", "ASB", "FFR")
 METHODS = {"erm": "ERM", "groupdro": "GroupDRO", "resampling": "Resampling", "dfr": "DFR"}
 PAPER_DATASETS = ("CelebA-HQ", "UTK-Face", "SpuCo Animals")
+PAPER_COLOURS = ("#8c6d31", "#d6a756", "#f0dfb4")  # the paper's datasets' bars
 
 
 def grid_arms() -> dict[str, dict]:
@@ -41,24 +42,28 @@ def eccv_figure3(results: Results, out: str | Path, meta: Mapping) -> Artifact:
     paper = paper_table("iclr_table1")
     paper = paper[paper["method"] == "erm"].reset_index(drop=True)
     datasets = sorted(set(table["dataset"])) or ["(no runs)"]
-    fig, axes = plt.subplots(2, len(datasets) + 1, figsize=(3.6 * (len(datasets) + 1), 5.6), squeeze=False)
+    fig, axes = plt.subplots(2, len(datasets) + 1, figsize=(3.5 * (len(datasets) + 1), 6.4), squeeze=False)
     styles = {"FFR stage 1 only": {"ls": "--", "color": "gray"}}
     for j, ds in enumerate(datasets):
         part = table[table["dataset"] == ds]
         for i, metric in enumerate(("test_wa", "test_ba")):
             line_panel(axes[i, j], part, "ratio", metric, list(arms), styles)
-            axes[i, j].set_title(f"ours: {ds}, {metric[5:].upper()}", fontsize=8)
-            axes[i, j].set_xlabel("bias ratio")
-    axes[0, 0].legend(fontsize=6)
+            axes[i, j].set_title(f"ours ({results.profile}): {ds}, {metric[5:].upper()}", fontsize=10)
+            axes[i, j].set_xlabel("bias ratio", fontsize=9)
+            axes[i, j].tick_params(labelsize=9)
+    axes[0, 0].legend(fontsize=9)
     for i, metric in enumerate(("wa", "ba")):
         wide = paper.pivot_table(index="mode", columns="dataset", values=metric, sort=False) / 100
         ax = axes[i, -1]
-        for k, ds in enumerate(wide.columns):
-            ax.bar(np.arange(len(wide)) + 0.27 * (k - 1), wide[ds].to_numpy(), width=0.27, label=ds)
-        ax.set_xticks(range(len(wide)), [m.upper() if m != "none" else "None" for m in wide.index], fontsize=7)
-        ax.set_ylim(0, 1)
-        ax.set_title(f"paper (ICLR) table 1: ERM at 99.9 %, {metric.upper()}", fontsize=8)
-        ax.legend(fontsize=6)
+        for k, ds in enumerate(wide.columns):  # browns: never the colours of our modes' lines
+            ax.bar(np.arange(len(wide)) + 0.27 * (k - 1), wide[ds].to_numpy(), width=0.27, label=ds,
+                   color=PAPER_COLOURS[k % len(PAPER_COLOURS)], edgecolor="black", linewidth=0.5)
+        ax.set_xticks(range(len(wide)), [m.upper() if m != "none" else "None" for m in wide.index], fontsize=9)
+        ax.set_ylim(0, 1.45)  # room for the legend above the bars
+        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        ax.tick_params(labelsize=9)
+        mark_paper(ax, f"ICLR table 1, ERM at 99.9 %, {metric.upper()}")
+        ax.legend(fontsize=8, loc="upper center", ncol=2, title="real datasets", title_fontsize=8)
     fig.tight_layout()
     art = Artifact("eccv_figure3", table, paper, fig)
     return save(art, out, sidecar(results, arms, meta, paper_numbers="iclr_table1 (ERM rows)"))
@@ -67,16 +72,16 @@ def eccv_figure3(results: Results, out: str | Path, meta: Mapping) -> Artifact:
 @BUILDERS.register("eccv_figure4")
 def eccv_figure4(results: Results, out: str | Path, meta: Mapping) -> Artifact:
     """The mode x method grid of WA and BA, averaged over datasets and ratios per seed, then
-    over seeds; cells without runs read n/a. Beside it: the numbers the paper quotes."""
+    over seeds; cells without runs say 'not run in this profile'. Beside it: the numbers the paper quotes."""
     arms = grid_arms()
     table = _split(summarise(results, arms))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for ax, metric in zip(axes, ("test_wa", "test_ba")):
         col = f"{metric}_mean"
         values = table[col] if col in table else pd.Series(np.nan, index=table.index)
         pivot = table.assign(v=values).pivot_table(index="mode", columns="method", values="v", dropna=False,
                                                    sort=False).reindex(index=list(MODES), columns=list(METHODS.values()))
-        heat_map(ax, pivot.iloc[::-1], f"ours: {metric[5:].upper()}, mean over datasets and ratios")
+        heat_map(ax, pivot.iloc[::-1], f"ours ({results.profile}): {metric[5:].upper()}, mean over datasets and ratios")
     fig.tight_layout()
     art = Artifact("eccv_figure4", table, paper_table("eccv_figure4_quotes"), fig)
     return save(art, out, sidecar(results, arms, meta, paper_numbers="eccv_figure4_quotes"))
