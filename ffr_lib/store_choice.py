@@ -60,8 +60,8 @@ def store_progress(profile: str, results: str | Path) -> StoreProgress:
     """Records of `profile`'s runs in `<results>/<profile>` or a store it shares (tables.SHARES);
     reads only, never creates a folder."""
     from .results import ResultStore
-    from .tables import SHARES
     from .sweeps.profiles import get_profile
+    from .tables import SHARES
 
     configs = get_profile(profile).configs()
     stores = [ResultStore(Path(results) / name) for name in (profile, *SHARES.get(profile, ()))]
