@@ -20,7 +20,7 @@ from ffr_lib.training.config import RunConfig
 from ffr_lib.training.methods import METHODS, HParam, legacy_fields, search_space
 
 ROOT = Path(__file__).resolve().parents[1]
-STORES = ("quick", "quick-ablations", "paper-v1", "saliency")
+STORES = ("quick", "quick-ablations", "paper-v1")
 
 
 def _records(store: str) -> list[dict]:
