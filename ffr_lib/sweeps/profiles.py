@@ -192,6 +192,27 @@ _register(Profile("paper-pilot", "the pilot that chose the paper grids' lr range
                   _paper_pilot()))
 
 
+def _paper_pilot_cpu() -> tuple[Grid, ...]:
+    """The share of `paper-pilot` that a 2-core CPU trains in about an hour (issue #20 allows a
+    CPU pilot of a few cells): shapes-binary at 0.999, where `paper-v1`'s optima sat on both
+    edges (None/USB/ASB on the top lr, FFR's stage 2 on the bottom), seed 0, ERM: None and ASB
+    and FFR's stage 1 at 3e-4 .. 1e-2, FFR's stage 2 at 3e-3 .. 1e-6 from stage 1 at 1e-3. The
+    same configurations (and hashes) as `paper-pilot`'s; its own store, since CPU numerics differ
+    from a GPU's (numerics.py)."""
+    base = RunConfig(epochs=20, width=32, pre_lr=1e-3, val_floor=WORLD_VAL_FLOOR, **SD_LIKE)
+    on = {"dataset": ("shapes-binary",), "ratio": (0.999,), "seed": (0,)}
+    wide = (3e-4, 1e-3, 3e-3, 1e-2)
+    return (
+        grid(base, **on, mode=("none", "asb"), lr=wide),
+        grid(replace(base, mode="ffr", order="1"), **on, lr=wide),
+        grid(replace(base, mode="ffr"), **on, lr=(3e-3, 1e-3, 1e-4, 1e-5, 1e-6)),
+    )
+
+
+_register(Profile("paper-pilot-cpu", "the CPU share of paper-pilot: shapes-binary at 0.999, seed 0, ERM (~17 "
+                                     "trainings, about an hour on 2 cores)", _paper_pilot_cpu()))
+
+
 # -- methods without group labels (issue #24): does FFR's pretraining lift them too? ---------------
 LABEL_FREE = ("jtt", "afr")  # methods that never read group labels in training
 LABEL_FREE_RATIOS = (0.99, 0.999)
