@@ -168,23 +168,23 @@ _register(Profile("paper-v1", "the paper grid before the evidence protocol (3 se
                               "results/paper-v1)", _paper_world_v1()))
 
 
-def _paper_pilot() -> tuple[Grid, ...]:
-    """The pilot behind the `paper` grids' ranges (issue #20; docs/performance.md "Evidence
-    protocol"): the extreme ratios 0.9 and 0.999 of both layouts, 2 seeds, ERM, lr grids wider
-    than any candidate: None/USB/ASB and FFR's stage 1 at 3e-4 .. 1e-2, FFR's stage 2 at 3e-3 ..
-    1e-6 (from stage 1 at 1e-3), and the small ViT (None and ASB at 1e-4 .. 3e-3, shapes-binary at
-    0.999). Sized to fit one 10-minute GPU call. Chosen so that the selected values show where a grid needs its
-    edges, not tuned to any comparison of modes; its records also give the GPU's rate a run."""
+def _paper_pilot(datasets: tuple[str, ...] = ("shapes-binary", "shapes-animals"), ratios: tuple = (0.9, 0.999),
+                 seeds: tuple = (0, 1), modes: tuple[str, ...] = ("none", "usb", "asb"),
+                 vit: bool = True) -> tuple[Grid, ...]:
+    """The pilot behind the `paper` grids' ranges (issue #20; docs/performance.md "Evidence protocol"):
+    0.9 and 0.999 of both layouts, 2 seeds, ERM, lrs wider than any grid's: None/USB/ASB and FFR's
+    stage 1 at 3e-4 .. 1e-2, stage 2 at 3e-3 .. 1e-6 (from stage 1 at 1e-3), the small ViT at 1e-4 ..
+    3e-3 (shapes-binary, 0.999). One 10-minute GPU call; it shows where grids need their edges."""
     base = RunConfig(epochs=20, width=32, pre_lr=1e-3, val_floor=WORLD_VAL_FLOOR, **SD_LIKE)
-    on = {"dataset": ("shapes-binary", "shapes-animals"), "ratio": (0.9, 0.999), "seed": (0, 1)}
+    on = {"dataset": datasets, "ratio": ratios, "seed": seeds}
     wide = (3e-4, 1e-3, 3e-3, 1e-2)
-    vit = {"dataset": ("shapes-binary",), "ratio": (0.999,), "seed": (0, 1), "model": ("vit-small",)}
+    vits = {"dataset": ("shapes-binary",), "ratio": (0.999,), "seed": seeds, "model": ("vit-small",)}
     return (
-        grid(base, **on, mode=("none", "usb", "asb"), lr=wide),
+        grid(base, **on, mode=modes, lr=wide),
         grid(replace(base, mode="ffr", order="1"), **on, lr=wide),
         grid(replace(base, mode="ffr"), **on, lr=(3e-3, 1e-3, 1e-4, 1e-5, 1e-6)),
         # the ViT of ECCV table 8 (from scratch at 32 px): its own lr range, and its cost a run
-        grid(base, **vit, mode=("none", "asb"), lr=(1e-4, 3e-4, 1e-3, 3e-3)),
+        *([grid(base, **vits, mode=("none", "asb"), lr=(1e-4, 3e-4, 1e-3, 3e-3))] if vit else []),
     )
 
 
@@ -193,24 +193,14 @@ _register(Profile("paper-pilot", "the pilot that chose the paper grids' lr range
 
 
 def _paper_pilot_cpu() -> tuple[Grid, ...]:
-    """The share of `paper-pilot` that a 2-core CPU trains in about an hour (issue #20 allows a
-    CPU pilot of a few cells): shapes-binary at 0.999, where `paper-v1`'s optima sat on both
-    edges (None/USB/ASB on the top lr, FFR's stage 2 on the bottom), seed 0, ERM: None and ASB
-    and FFR's stage 1 at 3e-4 .. 1e-2, FFR's stage 2 at 3e-3 .. 1e-6 from stage 1 at 1e-3. The
-    same configurations (and hashes) as `paper-pilot`'s; its own store, since CPU numerics differ
-    from a GPU's (numerics.py)."""
-    base = RunConfig(epochs=20, width=32, pre_lr=1e-3, val_floor=WORLD_VAL_FLOOR, **SD_LIKE)
-    on = {"dataset": ("shapes-binary",), "ratio": (0.999,), "seed": (0,)}
-    wide = (3e-4, 1e-3, 3e-3, 1e-2)
-    return (
-        grid(base, **on, mode=("none", "asb"), lr=wide),
-        grid(replace(base, mode="ffr", order="1"), **on, lr=wide),
-        grid(replace(base, mode="ffr"), **on, lr=(3e-3, 1e-3, 1e-4, 1e-5, 1e-6)),
-    )
+    """The share of `paper-pilot` a 2-core CPU trains in about an hour (issue #20 allows a CPU pilot):
+    shapes-binary at 0.999, where `paper-v1`'s optima sat on both edges, seed 0, ERM; the same
+    configurations (hashes) as `paper-pilot`'s, in its own store as CPU numerics differ (numerics.py)."""
+    return _paper_pilot(datasets=("shapes-binary",), ratios=(0.999,), seeds=(0,), modes=("none", "asb"), vit=False)
 
 
-_register(Profile("paper-pilot-cpu", "the CPU share of paper-pilot: shapes-binary at 0.999, seed 0, ERM (~17 "
-                                     "trainings, about an hour on 2 cores)", _paper_pilot_cpu()))
+_register(Profile("paper-pilot-cpu", "the CPU share of paper-pilot: shapes-binary at 0.999, seed 0, ERM, no USB "
+                                     "or ViT (17 trainings, about an hour on 2 cores)", _paper_pilot_cpu()))
 
 
 # -- methods without group labels (issue #24): does FFR's pretraining lift them too? ---------------
