@@ -239,6 +239,28 @@ def pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", type=Path, help="results folder whose records select the models, e.g. results/paper")
+    p.add_argument("--out", type=Path, required=True, help="folder for the <hash>.pt files (e.g. $OUT on a GPU)")
+    p.add_argument("--half", action="store_true", help="float16 weights: half the bytes (the notebook loads them "
+                   "into float32 models)")
+
+
+@command("export-checkpoints", "copy the checkpoints of notebook 05's default models out of a store (issue #21: "
+         "a GPU call brings back only its output)", _export_arguments)
+def export_checkpoints(args: argparse.Namespace) -> int:
+    if not args.store.is_dir():
+        raise UsageError(f"{args.store}: no such results folder")
+    from .study_checkpoints import export_study
+
+    s = export_study(args.store, args.out, half=args.half)
+    print(f"{args.store}: {len(s.found)} of notebook 05's {s.needed} checkpoints written to {args.out} "
+          f"({s.bytes / 1e6:.1f} MB{', float16' if s.half else ''})")
+    if s.missing:
+        print(f"no checkpoint in the store for: {' '.join(s.missing)}")
+    return 0
+
+
 def _figures_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="paper", choices=["quick", "paper", "paper-v1"], help="notebook profile: which "
                    "stores (paper, the default: results/paper and results/paper-ablations, each falling back as the "
