@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One slice of an evidence grid, run on the GPU machine in one call (issue #21; docs/performance.md
+# "How the evidence runs proceed"). The copy there has no .git: FFR_COMMIT names the commit.
+#
+#   FFR_COMMIT=$(git rev-parse HEAD) bash scripts/device_slice.sh PROFILE DATASET|all RATIO|all [MODE ...]
+#   e.g. ... paper shapes-binary 0.999 none usb asb      (one-stage modes of one cell row)
+#        ... paper shapes-binary 0.999 ffr               (FFR: stage 1, then stage 2 from the chosen one)
+#        ... paper-pilot all all                          (the whole pilot)
+#
+# Into $OUT: gpu.txt (the card), sweep.log, runs.tgz (the new loose records), and for paper's
+# shapes-animals 0.999 slices ckpt.tgz.* (notebook 05's checkpoints, float16, split at 15 MB).
+# The sweep stops after FFR_SLICE_SECONDS (default 540) so that the call returns what finished;
+# records are written atomically, so a cut slice resumes in the next call.
+# Here, afterwards: bash scripts/import_slice.sh <files_at> PROFILE
+set -u
+: "${FFR_COMMIT:?set FFR_COMMIT to the commit being run}"
+: "${OUT:?run this on the device machine, where \$OUT is the output folder}"
+if [ $# -lt 3 ]; then sed -n 5,9p "$0"; exit 2; fi
+profile=$1 dataset=$2 ratio=$3
+shift 3
+args=(--profile "$profile" --executor packed --compile --results results)
+[ "$dataset" != all ] && args+=(--dataset "$dataset")
+[ "$ratio" != all ] && args+=(--ratio "$ratio")
+[ $# -gt 0 ] && args+=(--mode "$@")
+export FFR_COMMIT PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
+start=$(date +%s)
+timeout "${FFR_SLICE_SECONDS:-540}" python3 -m ffr_lib.cli sweep "${args[@]}" > "$OUT/sweep.log" 2>&1
+echo "sweep exit $? after $(( $(date +%s) - start )) s: ${args[*]}" >> "$OUT/sweep.log"
+if [ -d "results/$profile/runs" ]; then
+    tar czf "$OUT/runs.tgz" "results/$profile/runs"
+    echo "$(ls "results/$profile/runs" | wc -l) records in runs.tgz" >> "$OUT/sweep.log"
+fi
+if [ "$profile" = paper ] && [ "$dataset" = shapes-animals ] && [ "$ratio" = 0.999 ]; then
+    python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out /tmp/ckpt --half >> "$OUT/sweep.log" 2>&1
+    if [ -n "$(ls /tmp/ckpt 2>/dev/null)" ]; then
+        tar cz -C /tmp/ckpt . | split -b 15M - "$OUT/ckpt.tgz."
+    fi
+fi
+tail -n 4 "$OUT/sweep.log"
