@@ -123,12 +123,12 @@ def _paper_world_v1() -> tuple[Grid, ...]:
 
 
 # The evidence protocol's grids (issue #20; docs/performance.md "Evidence protocol"): 5 seeds,
-# validation keeps 50 a group, lrs chosen by the pilot (`paper-pilot`) so that no claim-bearing
-# optimum sits on a grid's edge, FFR's stage-1 lr tuned first (staged search, staging.py).
+# validation keeps 50 a group, lrs chosen by the pilot (`paper-pilot-cpu` ran; figures/pilot/) so that
+# no claim-bearing optimum sits on a grid's edge, FFR's stage-1 lr tuned first (staging.py).
 SEEDS = (0, 1, 2, 3, 4)
-LRS = (3e-4, 1e-3, 3e-3)  # None / USB / ASB, and the small ResNet's stage 1 (PRE_LRS)
-PRE_LRS = LRS
-FFR_LRS = (3e-3, 1e-3, 1e-4, 1e-5, 1e-6)  # FFR stage 2: paper-v1 chose its top (1e-3) in 40 cells; down to where it keeps stage 1
+LRS = (3e-4, 1e-3, 3e-3)  # None / USB / ASB (the CPU pilot: ASB's optimum 1e-3 inside)
+PRE_LRS = (3e-4, 1e-3, 3e-3, 1e-2)  # FFR stage 1: the CPU pilot chose 3e-3 at 0.999 (1e-2 keeps it inside)
+FFR_LRS = (3e-3, 1e-3, 1e-4, 1e-5, 1e-6)  # FFR stage 2: down to a plateau (the CPU pilot: 1e-5 = 1e-6)
 PAPER_BASE = RunConfig(epochs=20, width=32, val_floor=WORLD_VAL_FLOOR, **SD_LIKE)
 
 
