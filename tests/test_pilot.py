@@ -13,7 +13,7 @@ def _runs() -> pd.DataFrame:
     def add(mode, order, lr, val_wa, val_ba=0.5, method="erm", test_wa=0.0):
         for seed, jitter in ((0, -0.05), (1, 0.05)):  # two seeds whose mean is the given value
             rows.append(dict(hash=f"{mode}{order}{lr}{seed}{method}", dataset="shapes-binary", ratio=0.999,
-                             model="resnet-small", mode=mode, order=order, method=method, lr=lr, seed=seed,
+                             model="resnet-small", mode=mode, order=order, method=method, lr=lr, seed=seed, pre_lr=1e-3,
                              val_wa=val_wa + jitter, val_ba=val_ba, val_loss=1.0, test_wa=test_wa,
                              test_ba=0.5, best_epoch=seed + 1, degenerate=val_wa == 0))
 
@@ -41,6 +41,9 @@ def test_pilot_table_means_choices_and_edges():
                      "ffr stage 2": (1e-5, "bottom")}
     assert t.loc[t["arm"] == "ffr stage 2", "degenerate"].tolist() == [2, 2, 2]
     assert t["chosen"].sum() == 4 and (t.loc[~t["chosen"], "edge"] == "").all()
+    # stage 2 started from stage 1 at pre_lr 1e-3, whose validation WA averaged 0.6
+    assert t.loc[t["arm"] == "ffr stage 2", "start_val_wa"].tolist() == pytest.approx([0.6] * 3)
+    assert t.loc[t["arm"] != "ffr stage 2", "start_val_wa"].isna().all()
 
 
 def test_pilot_table_of_no_erm_runs_is_empty():

@@ -44,7 +44,7 @@ def pilot_table(runs: pd.DataFrame) -> pd.DataFrame:
     df = runs.assign(arm=arm_of(runs))
     df = df[df["arm"] != ""]
     if df.empty:
-        return pd.DataFrame(columns=[*CELL, "lr", "n", *METRICS, "degenerate", "chosen", "edge"])
+        return pd.DataFrame(columns=[*CELL, "lr", "n", *METRICS, "degenerate", "chosen", "edge", "start_val_wa"])
     if "degenerate" not in df:
         df = df.assign(degenerate=False)
     metrics = [m for m in METRICS if m in df]
@@ -65,12 +65,28 @@ def pilot_table(runs: pd.DataFrame) -> pd.DataFrame:
     table["arm"] = pd.Categorical(table["arm"], [a for a in ARM_ORDER if a in set(table["arm"])], ordered=True)
     table = table.sort_values([*CELL, "lr"]).reset_index(drop=True)
     table["arm"] = table["arm"].astype(str)
-    return table[[*CELL, "lr", "n", *metrics, "degenerate", "chosen", "edge"]]
+    table["start_val_wa"] = _start_val_wa(df, table)
+    return table[[*CELL, "lr", "n", *metrics, "degenerate", "chosen", "edge", "start_val_wa"]]
+
+
+def _start_val_wa(df: pd.DataFrame, table: pd.DataFrame) -> list[float]:
+    """For stage-2 rows, the mean validation WA of the stage-1 runs they start from (stage 1 at
+    their pre_lr): where stage 2's curve meets it, FFR keeps its stage-1 model. NaN elsewhere."""
+    if "pre_lr" not in df:
+        return [np.nan] * len(table)
+    first = df[df["arm"] == "ffr stage 1"].groupby([*CELL[:3], "lr"])["val_wa"].mean()
+    pre = df[df["arm"] == "ffr stage 2"].groupby([*CELL[:3], "lr"])["pre_lr"].first()
+    out = []
+    for r in table.itertuples():
+        key = (r.dataset, r.ratio, r.model, r.lr)
+        start = (r.dataset, r.ratio, r.model, pre.get(key, np.nan)) if r.arm == "ffr stage 2" else None
+        out.append(float(first.get(start, np.nan)) if start is not None else np.nan)
+    return out
 
 
 def pilot_figure(table: pd.DataFrame):
     """One panel per (dataset, ratio, model): validation WA (solid) and test WA (dashed) against
-    lr for every arm; the chosen lr circled."""
+    lr for every arm; the chosen lr circled; dotted: the stage-1 model stage 2 starts from."""
     panels = table[["dataset", "ratio", "model"]].drop_duplicates().sort_values(["model", "dataset", "ratio"])
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.2 * max(len(panels), 1), 4.2), squeeze=False)
     for ax, (_, p) in zip(axes[0], panels.iterrows()):
@@ -81,6 +97,9 @@ def pilot_figure(table: pd.DataFrame):
             ax.plot(rows["lr"], rows["val_wa"], color=colour, marker=marker, label=f"{arm} (val)")
             if "test_wa" in rows:
                 ax.plot(rows["lr"], rows["test_wa"], color=colour, marker=marker, ls="--", alpha=0.6, ms=4)
+            if rows["start_val_wa"].notna().any():
+                ax.axhline(rows["start_val_wa"].dropna().iloc[0], color=colour, ls=":", lw=1.2,
+                           label="stage 1 it starts from (val)")
             pick = rows[rows["chosen"]]
             ax.scatter(pick["lr"], pick["val_wa"], s=160, facecolors="none", edgecolors="black", linewidths=1.5, zorder=5)
         ax.set_xscale("log")
