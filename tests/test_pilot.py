@@ -49,3 +49,18 @@ def test_pilot_table_means_choices_and_edges():
 def test_pilot_table_of_no_erm_runs_is_empty():
     runs = _runs()
     assert pilot_table(runs[runs["method"] != "erm"]).empty
+
+
+def test_committed_pilot_report_is_rebuilt_from_its_store(tmp_path):
+    """figures/pilot/paper-pilot-cpu/pilot.csv comes from results/paper-pilot-cpu alone."""
+    from pathlib import Path
+
+    from ffr_lib import tables as T
+    from ffr_lib.paper_figures import BUILDERS
+
+    root = Path(__file__).resolve().parents[1]
+    committed = root / "figures" / "pilot" / "paper-pilot-cpu" / "pilot.csv"
+    results = T.load_results("paper-pilot-cpu", root / "results").require()  # every pilot run recorded
+    art = BUILDERS["pilot"](results, tmp_path, {"made_by": "scripts/pilot_report.py", "profile": "paper-pilot-cpu"})
+    assert (tmp_path / "pilot.csv").read_bytes() == committed.read_bytes()
+    assert art.table["chosen"].sum() == 4  # one lr chosen per arm: None, ASB, stage 1, stage 2
