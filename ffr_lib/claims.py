@@ -273,12 +273,17 @@ def judge(results: Results | pd.DataFrame, claims: Sequence[Claim], store: str |
     return _frame(rows)
 
 
+# stores that exist to choose grids, not to test claims: one seed, lrs chosen to be too wide
+NOT_JUDGED = ("paper-pilot", "paper-pilot-cpu")
+
+
 def store_profiles(results_dir: str | Path) -> list[str]:
-    """The sweep profiles with a store (a `runs/` folder) under `results_dir`, sorted."""
+    """The sweep profiles with a store (`runs/` or `packs/`) under `results_dir`, sorted; the
+    pilots (NOT_JUDGED) left out."""
     from .sweeps.profiles import PROFILES
 
-    return sorted(p for p in PROFILES.names()
-                  if any((Path(results_dir) / p / sub).is_dir() for sub in ("runs", "packs")))
+    return sorted(p for p in PROFILES.names() if p not in NOT_JUDGED
+                  and any((Path(results_dir) / p / sub).is_dir() for sub in ("runs", "packs")))
 
 
 def judge_stores(claims: Sequence[Claim], results_dir: str | Path = "results",

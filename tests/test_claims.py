@@ -223,3 +223,5 @@ def test_judge_stores_reads_every_store_probe_and_theorem(tmp_path):
     assert set(meta) == {"smoke", "saliency"} and meta["smoke"]["seeds"] == [0]
     assert len(meta["smoke"]["hashes"]) == 2  # FFR's and USB's runs, the only ones read
     assert C.store_profiles(tmp_path / "results") == ["smoke"]
+    (tmp_path / "results" / "paper-pilot-cpu" / "packs").mkdir(parents=True)  # a pilot chooses grids: never judged
+    assert C.store_profiles(tmp_path / "results") == ["smoke"]
