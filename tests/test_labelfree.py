@@ -10,7 +10,7 @@ from ffr_lib import paper_claims as P
 from ffr_lib.claims import SUPPORTED, judge
 from ffr_lib.results import records_frame
 from ffr_lib.sweeps.plan import closure, count_trainings
-from ffr_lib.sweeps.profiles import FFR_LRS, LABEL_FREE, LABEL_FREE_HPARAMS, PAPER_BASE, get_profile
+from ffr_lib.sweeps.profiles import FFR_LRS, LABEL_FREE, LABEL_FREE_HPARAMS, PAPER_BASE, PRE_LRS, get_profile
 from ffr_lib.sweeps.selection import select
 from ffr_lib.tables import SHARES, prepare
 from ffr_lib.training.config import RunConfig
@@ -26,10 +26,10 @@ def test_paper_labelfree_crosses_both_methods_with_the_four_modes_and_shares_the
     runs = get_profile("paper-labelfree").configs()
     cells = Counter((c.mode, c.method) for c in runs)
     assert set(cells) == {(m, x) for m in ("none", "usb", "asb", "ffr") for x in LABEL_FREE}
-    # per ratio and seed: None/USB/ASB 3 lrs, FFR 3 stage-1 x len(FFR_LRS) stage-2 lrs (AFR: x frozen BN too)
-    n2 = len(FFR_LRS)
-    assert cells[("none", "jtt")] == 2 * 5 * 3 * 2 and cells[("ffr", "jtt")] == 2 * 5 * 3 * n2 * 2
-    assert cells[("none", "afr")] == 2 * 5 * 3 * 3 and cells[("ffr", "afr")] == 2 * 5 * 3 * n2 * 2 * 3
+    # per ratio and seed: None/USB/ASB 3 lrs, FFR len(PRE_LRS) stage-1 x len(FFR_LRS) stage-2 lrs (AFR: x frozen BN)
+    n1, n2 = len(PRE_LRS), len(FFR_LRS)
+    assert cells[("none", "jtt")] == 2 * 5 * 3 * 2 and cells[("ffr", "jtt")] == 2 * 5 * n1 * n2 * 2
+    assert cells[("none", "afr")] == 2 * 5 * 3 * 3 and cells[("ffr", "afr")] == 2 * 5 * n1 * n2 * 2 * 3
     assert {dict(c.hparams)["upweight"] for c in runs if c.method == "jtt"} == {20.0, 50.0}
     assert {tuple(sorted(dict(c.hparams).items())) for c in runs if c.method == "afr"} == {
         tuple(sorted(h.items())) for h in LABEL_FREE_HPARAMS["afr"]}
