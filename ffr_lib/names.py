@@ -36,7 +36,7 @@ PROFILE_DATASETS = {
     "quick": ("shapes-binary",),
     "paper": ("shapes-animals", "shapes-binary"),
     "paper-pilot": ("shapes-animals", "shapes-binary"),
-    "paper-pilot-cpu": ("shapes-binary",),
+    "paper-pilot-cpu": ("shapes-animals", "shapes-binary"),
     "paper-v1": ("shapes-animals", "shapes-binary"),
     "paper-labelfree": ("shapes-binary",),
     "paper-real": ("celeba-hq", "spuco-animals", "utk-face"),
