@@ -217,7 +217,7 @@ def _paper_labelfree() -> tuple[Grid, ...]:
     question, not the paper's: does FFR lift methods that never see group labels? Its store
     reuses `paper`'s records (tables.SHARES): FFR's stage 1 and AFR's ERM bases, so AFR costs
     refits only. Search spaces narrowed to fit the GPU budget (bench/grid_estimate.py: ~13 min on
-    an H100 beside paper's 95): JTT's identification for 1 epoch, upweight 20 or 50; AFR's gamma
+    an H100 beside paper's 96): JTT's identification for 1 epoch, upweight 20 or 50; AFR's gamma
     1 or 4 without the pull to the ERM head, and gamma 4 with reg 0.1; FFR+JTT with unfrozen BN."""
     ffr = replace(PAPER_BASE, mode="ffr")
     on = {"dataset": ("shapes-binary",), "ratio": LABEL_FREE_RATIOS, "seed": SEEDS}
