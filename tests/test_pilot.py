@@ -63,4 +63,4 @@ def test_committed_pilot_report_is_rebuilt_from_its_store(tmp_path):
     results = T.load_results("paper-pilot-cpu", root / "results").require()  # every pilot run recorded
     art = BUILDERS["pilot"](results, tmp_path, {"made_by": "scripts/pilot_report.py", "profile": "paper-pilot-cpu"})
     assert (tmp_path / "pilot.csv").read_bytes() == committed.read_bytes()
-    assert art.table["chosen"].sum() == 4  # one lr chosen per arm: None, ASB, stage 1, stage 2
+    assert art.table["chosen"].sum() == 8  # one lr per arm (None, ASB, stage 1, stage 2) and layout
