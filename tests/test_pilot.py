@@ -51,16 +51,20 @@ def test_pilot_table_of_no_erm_runs_is_empty():
     assert pilot_table(runs[runs["method"] != "erm"]).empty
 
 
-def test_committed_pilot_report_is_rebuilt_from_its_store(tmp_path):
-    """figures/pilot/paper-pilot-cpu/pilot.csv comes from results/paper-pilot-cpu alone."""
+@pytest.mark.parametrize("profile, choices", [
+    ("paper-pilot-cpu", 8),  # one lr per arm (None, ASB, stage 1, stage 2) and layout
+    ("paper-pilot", 22),  # 4 cells x (None, USB, ASB, stage 1, stage 2), and the ViT's None and ASB
+])
+def test_committed_pilot_report_is_rebuilt_from_its_store(tmp_path, profile, choices):
+    """figures/pilot/<profile>/pilot.csv comes from results/<profile> alone, every run recorded."""
     from pathlib import Path
 
     from ffr_lib import tables as T
     from ffr_lib.paper_figures import BUILDERS
 
     root = Path(__file__).resolve().parents[1]
-    committed = root / "figures" / "pilot" / "paper-pilot-cpu" / "pilot.csv"
-    results = T.load_results("paper-pilot-cpu", root / "results").require()  # every pilot run recorded
-    art = BUILDERS["pilot"](results, tmp_path, {"made_by": "scripts/pilot_report.py", "profile": "paper-pilot-cpu"})
+    committed = root / "figures" / "pilot" / profile / "pilot.csv"
+    results = T.load_results(profile, root / "results").require()  # every pilot run recorded
+    art = BUILDERS["pilot"](results, tmp_path, {"made_by": "scripts/pilot_report.py", "profile": profile})
     assert (tmp_path / "pilot.csv").read_bytes() == committed.read_bytes()
-    assert art.table["chosen"].sum() == 8  # one lr per arm (None, ASB, stage 1, stage 2) and layout
+    assert art.table["chosen"].sum() == choices

@@ -88,8 +88,13 @@ def pilot_figure(table: pd.DataFrame):
     """One panel per (dataset, ratio, model): validation WA (solid) and test WA (dashed) against
     lr for every arm; the chosen lr circled; dotted: the stage-1 model stage 2 starts from."""
     panels = table[["dataset", "ratio", "model"]].drop_duplicates().sort_values(["model", "dataset", "ratio"])
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(5.2 * max(len(panels), 1), 4.2), squeeze=False)
-    for ax, (_, p) in zip(axes[0], panels.iterrows()):
+    n = max(len(panels), 1)
+    cols = min(n, 3)  # wrapped, so that labels stay legible at 100 % zoom
+    rows_ = -(-n // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(5.2 * cols, 4.2 * rows_), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, (_, p) in zip(axes.flat, panels.iterrows()):
         part = table[(table["dataset"] == p["dataset"]) & (table["ratio"] == p["ratio"]) & (table["model"] == p["model"])]
         for arm in [a for a in ARM_ORDER if a in set(part["arm"])]:
             rows = part[part["arm"] == arm].sort_values("lr")
@@ -109,7 +114,7 @@ def pilot_figure(table: pd.DataFrame):
         ax.set_title(f"{p['dataset']} r={p['ratio']:g} {p['model']}", fontsize=10)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=9)
-    axes[0][0].legend(fontsize=8, loc="best", title="solid: validation, dashed: test\ncircled: chosen",
+    axes.flat[0].legend(fontsize=8, loc="best", title="solid: validation, dashed: test\ncircled: chosen",
                       title_fontsize=8)
     fig.tight_layout()
     return fig
