@@ -1,0 +1,73 @@
+"""One line per GPU slice into results/<profile>/slices.tsv: when, which card, which commit, the
+sweep's arguments, its exit status, wall seconds and how many records it brought (issue #21: the
+grids' measured wall time is the sum of these lines). Called by scripts/import_slice.sh:
+
+    python scripts/slice_log.py FILES_AT PROFILE
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COLUMNS = ("imported_at", "gpu", "commit", "exit", "wall_s", "records", "args")
+EXIT = re.compile(r"^sweep exit (\d+) after (\d+) s: (.*)$")
+RECORDS = re.compile(r"^(\d+) records in runs\.tgz$")
+
+
+def _commit(runs: Path) -> str:
+    """The commit the slice's first record names (the copy on the GPU has no .git)."""
+    if not runs.is_file():
+        return ""
+    with tarfile.open(runs) as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith(".json"):
+                return str(json.load(tar.extractfile(member)).get("commit", ""))[:12]
+    return ""
+
+
+def parse(files_at: Path) -> dict:
+    """The slice's line from its sweep.log and gpu.txt; exits 2 with one line if they lack it."""
+    log = files_at / "sweep.log"
+    if not log.is_file():
+        raise SystemExit(f"slice_log: {log}: no such file")
+    row = {"gpu": "", "commit": "", "exit": "", "wall_s": "", "records": "", "args": ""}
+    for line in log.read_text(errors="replace").splitlines():
+        if m := EXIT.match(line.strip()):
+            row.update(exit=m[1], wall_s=m[2], args=m[3])
+        elif m := RECORDS.match(line.strip()):
+            row["records"] = m[1]
+    if not row["wall_s"]:
+        raise SystemExit(f"slice_log: {log}: no 'sweep exit N after S s: ARGS' line (was the slice cut?)")
+    row["commit"] = _commit(files_at / "runs.tgz")
+    gpu = files_at / "gpu.txt"
+    if gpu.is_file():
+        row["gpu"] = gpu.read_text().split(",")[0].strip()
+    return row
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    files_at, profile = Path(argv[0]), argv[1]
+    row = parse(files_at)
+    row["imported_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    out = ROOT / "results" / profile / "slices.tsv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    new = not out.exists()
+    with out.open("a") as f:
+        if new:
+            f.write("\t".join(COLUMNS) + "\n")
+        f.write("\t".join(str(row[c]) for c in COLUMNS) + "\n")
+    print(f"slice_log: {row['wall_s']} s on {row['gpu'] or 'an unnamed card'} -> {out.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

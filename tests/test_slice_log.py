@@ -1,0 +1,50 @@
+"""scripts/slice_log.py: a GPU slice's card, commit and wall time into results/<profile>/slices.tsv."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("slice_log", ROOT / "scripts" / "slice_log.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _slice(folder: Path, log: str) -> Path:
+    folder.mkdir()
+    (folder / "sweep.log").write_text(log)
+    (folder / "gpu.txt").write_text("NVIDIA H100 80GB HBM3, 81559 MiB, 580.159.04\n")
+    with tarfile.open(folder / "runs.tgz", "w:gz") as tar:
+        data = json.dumps({"commit": "f6f9e468a0f8f7f130ea2f91bf16759aaf7d5cd1", "hash": "abc"}).encode()
+        info = tarfile.TarInfo("results/paper/runs/abc.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return folder
+
+
+def test_a_slice_becomes_one_row(tmp_path):
+    mod = _module()
+    files = _slice(tmp_path / "s", "runs: 100%\nsweep exit 0 after 452 s: --profile paper --mode none usb\n"
+                                    "180 records in runs.tgz\n")
+    row = mod.parse(files)
+    assert row == {"gpu": "NVIDIA H100 80GB HBM3", "commit": "f6f9e468a0f8", "exit": "0", "wall_s": "452",
+                   "records": "180", "args": "--profile paper --mode none usb"}
+
+
+def test_a_cut_slice_is_refused_in_one_line(tmp_path):
+    mod = _module()
+    files = _slice(tmp_path / "s", "runs:  40%|████ \n")  # killed before the sweep's last line
+    with pytest.raises(SystemExit, match="no 'sweep exit N after S s: ARGS' line"):
+        mod.parse(files)
+    with pytest.raises(SystemExit, match="no such file"):
+        mod.parse(tmp_path / "missing")
