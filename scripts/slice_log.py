@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import tarfile
 import sys
-from datetime import datetime, timezone
+import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
         return 2
     files_at, profile = Path(argv[0]), argv[1]
     row = parse(files_at)
-    row["imported_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%MZ")
+    row["imported_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ")
     out = ROOT / "results" / profile / "slices.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists()
