@@ -18,7 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ffr_lib.io import atomic_write_text, git_commit
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # a copy without `pip install -e .` (the GPU machine's) still finds ffr_lib
+    sys.path.insert(1, str(ROOT))
+
+from ffr_lib.io import atomic_write_text, git_commit  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
