@@ -59,12 +59,15 @@ def study_hashes(store_dir: str | Path, study: dict, fingerprint: float, fidelit
 
 
 def export_study(store_dir: str | Path, out_dir: str | Path, half: bool = False,
-                 notebook: str | Path = NOTEBOOK_05) -> ExportSummary:
+                 notebook: str | Path = NOTEBOOK_05, ratio: float | None = None) -> ExportSummary:
     """Copy the checkpoints of notebook 05's default models from `store_dir` to `out_dir`
-    (`<hash>.pt`, written atomically; float16 weights with `half`)."""
+    (`<hash>.pt`, written atomically; float16 weights with `half`). `ratio` replaces the
+    notebook's bias ratio (the paper-scale saliency study also runs at 0.99)."""
     from .results import ResultStore
 
     study, fingerprint, fidelity = default_study(notebook)
+    if ratio is not None:
+        study = {**study, "ratio": float(ratio)}
     hashes = sorted(set(study_hashes(store_dir, study, fingerprint, fidelity).values()))
     store = ResultStore(store_dir)
     found, missing, written = [], [], 0

@@ -8,7 +8,8 @@
 #        ... paper-pilot all all                          (the whole pilot)
 #
 # Into $OUT: gpu.txt (the card), sweep.log, runs.tgz (the new loose records), and for paper's
-# shapes-animals 0.999 slices ckpt.tgz.* (notebook 05's checkpoints, float16, split at 15 MB).
+# shapes-animals 0.99 and 0.999 slices ckpt.tgz.* (the saliency study's checkpoints at that ratio,
+# float16, split at 15 MB: notebook 05's models, scripts/saliency_study.py's).
 # The sweep stops after FFR_SLICE_SECONDS (default 540) so that the call returns what finished;
 # records are written atomically, so a cut slice resumes in the next call.
 # Here, afterwards: bash scripts/import_slice.sh <files_at> PROFILE
@@ -31,8 +32,8 @@ if [ -d "results/$profile/runs" ]; then
     tar czf "$OUT/runs.tgz" "results/$profile/runs"
     echo "$(ls "results/$profile/runs" | wc -l) records in runs.tgz" >> "$OUT/sweep.log"
 fi
-if [ "$profile" = paper ] && [ "$dataset" = shapes-animals ] && [ "$ratio" = 0.999 ]; then
-    python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out /tmp/ckpt --half >> "$OUT/sweep.log" 2>&1
+if [ "$profile" = paper ] && [ "$dataset" = shapes-animals ] && { [ "$ratio" = 0.999 ] || [ "$ratio" = 0.99 ]; }; then
+    python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out /tmp/ckpt --half --ratio "$ratio" >> "$OUT/sweep.log" 2>&1
     if [ -n "$(ls /tmp/ckpt 2>/dev/null)" ]; then
         tar cz -C /tmp/ckpt . | split -b 15M - "$OUT/ckpt.tgz."
     fi

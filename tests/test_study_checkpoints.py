@@ -55,6 +55,14 @@ def test_export_names_what_the_store_lacks(tmp_path):
     assert out.needed == 8 and len(out.found) == 4 and len(out.missing) == 4
 
 
+def test_export_at_another_ratio_selects_that_ratios_models(tmp_path):
+    nb = _notebook(tmp_path, cpu_study())
+    here = export_study(ROOT / "results" / "quick", tmp_path / "a", notebook=nb)
+    there = export_study(ROOT / "results" / "quick", tmp_path / "b", notebook=nb, ratio=0.95)
+    assert len(here.found) == 4 and there.needed == 4  # the committed CPU study holds one ratio
+    assert there.found == () and set(there.missing).isdisjoint(here.found)
+
+
 def test_cli_refuses_a_missing_store_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ffr_lib.cli", "export-checkpoints", str(tmp_path / "nope"),
                            "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
