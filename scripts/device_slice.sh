@@ -9,7 +9,8 @@
 #
 # Into $OUT: gpu.txt (the card), sweep.log, runs.tgz (the new loose records), and for paper's
 # shapes-animals 0.99 and 0.999 slices ckpt.tgz.* (the saliency study's checkpoints at that ratio,
-# float16, split at 15 MB: notebook 05's models, scripts/saliency_study.py's).
+# float16, split at 15 MB): notebook 05 then runs the study here, e.g.
+#   ffr notebooks --only 05 -p ratio 0.99 -p fallback false -p figures_dir ../figures/paper/saliency-0.99
 # The sweep stops after FFR_SLICE_SECONDS (default 540) so that the call returns what finished;
 # records are written atomically, so a cut slice resumes in the next call.
 # Here, afterwards: bash scripts/import_slice.sh <files_at> PROFILE
