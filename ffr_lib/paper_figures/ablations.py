@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 
-from ..claims import RULE, judge
+from ..claims import RULE, SUPPORTED, decide, judge
 from ..paper_claims import claims_of
 from ..paper_numbers import paper_table
-from ..tables import MODE_SPECS, STAGE1, Results, arm, mode_arms, summarise
+from ..tables import MODE_SPECS, STAGE1, Results, arm, arm_rows, mode_arms, paired_cells, summarise
 from .common import (
     BUILDERS,
     NOT_RUN,
@@ -126,16 +126,60 @@ REGIME = {"USB": M["USB"], "ASB": M["ASB"], "FFR": FFR, "FFR stage 1": arm(STAGE
 SHORT = {"USB": "USB", "ASB": "ASB", "FFR": "FFR", "FFR stage 1": "S1"}
 
 
-def _best_code(best: str) -> float:
-    """Colour index of a 'best' cell: the arm's position in REGIME, len(REGIME) for a tie."""
+def _best_code(best: str, separated: bool = True) -> float:
+    """Colour index of a 'best' cell: the arm's position in REGIME, len(REGIME) for a tie or a
+    winner not distinguishable from another arm."""
     names = best.split(" = ") if best else []
-    return np.nan if not names else float(list(REGIME).index(names[0])) if len(names) == 1 else float(len(REGIME))
+    if not names:
+        return np.nan
+    return float(list(REGIME).index(names[0])) if len(names) == 1 and separated else float(len(REGIME))
+
+
+def _best_text(best: str, not_separated: str) -> str:
+    """A 'best' cell's label: the winner, '≈' and the arms it is not separated from."""
+    if not best:
+        return NOT_RUN
+    names = [SHORT[k] for k in best.split(" = ")]
+    rest = [SHORT[k] for k in not_separated.split(", ") if k and SHORT[k] not in names]
+    if not rest:
+        return " = ".join(names)
+    return " = ".join(names) + ("\n≈ the rest" if len(rest) + len(names) == len(REGIME) else "\n≈ " + ",".join(rest))
+
+
+def knob_verdicts(selected: pd.DataFrame, arms: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Per knob setting (fingerprint, fidelity), over every ratio the map holds: the arm with the
+    highest WA (mean over ratios of each ratio's mean over seeds, as a claim's effect) and the
+    arms it does not beat under the claims rule (claims.decide: pairs by ratio and seed, the
+    stratified bootstrap interval above 0, at least 3 seeds a ratio and 6 pairs in all), so a
+    winner on one seed, or on 5 seeds of one ratio, is never called distinguishable."""
+    rows = {name: arm_rows(selected, spec) for name, spec in arms.items()}
+    knobs = sorted({(f, d) for r in rows.values() if len(r) for f, d in zip(r["fingerprint"], r["fidelity"])})
+    out = []
+    for fingerprint, fidelity in knobs:
+        at = {n: r[np.isclose(r["fingerprint"], fingerprint) & np.isclose(r["fidelity"], fidelity)] for n, r in rows.items()}
+        means = {n: r.groupby("ratio")["test_wa"].mean().mean() for n, r in at.items() if len(r)}
+        best = max(means, key=lambda n: (means[n], -list(arms).index(n)))  # ties: REGIME's order
+        behind = []
+        for name in means:
+            if name == best:
+                continue
+            pairs = paired_cells(at[best], at[name])
+            pairs = pairs.assign(cell=pairs["ratio"].map("{:g}".format), a=100 * pairs["a"], b=100 * pairs["b"])
+            if decide(pairs).verdict != SUPPORTED:
+                behind.append(name)
+        out.append({"fingerprint": fingerprint, "fidelity": fidelity, "best_over_ratios": best,
+                    "best_over_ratios_wa": means[best], "not_separated_from": ", ".join(behind),
+                    "ratios_judged": " ".join(f"{r:g}" for r in sorted(set(at[best]["ratio"])))})
+    return pd.DataFrame(out, columns=["fingerprint", "fidelity", "best_over_ratios", "best_over_ratios_wa",
+                                      "not_separated_from", "ratios_judged"])
 
 
 def regime_table(results: Results, knobs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per (ratio, fingerprint, fidelity): WA and BA of USB, ASB, FFR and FFR's stage 1,
-    the best of the four by WA, FFR's WA minus each other's, and (from the knob grid, when
-    given) the real-vs-synthetic detector's accuracy and the synthetic-only transfer WA."""
+    """One row per (ratio, fingerprint, fidelity): WA (mean and 95 % interval over seeds) and BA
+    of USB, ASB, FFR and FFR's stage 1, the best of the four by mean WA, the knob setting's
+    winner over the ratios and the arms it is not separated from (knob_verdicts), FFR's WA minus
+    each other's, and (from the knob grid, when given) the real-vs-synthetic detector's accuracy
+    and the synthetic-only transfer WA."""
     arms = {k: {f: v for f, v in spec.items() if f not in ("fingerprint", "fidelity")} for k, spec in REGIME.items()}
     keys = ["ratio", "fingerprint", "fidelity"]
     long = summarise(results, arms, by=keys)
@@ -143,14 +187,19 @@ def regime_table(results: Results, knobs: pd.DataFrame | None = None) -> pd.Data
         return pd.DataFrame(columns=keys)
     wide = long.pivot_table(index=keys, columns="row", values=["test_wa_mean", "test_ba_mean", "n"])
     out = pd.DataFrame(index=wide.index)
+    ci = long.pivot_table(index=keys, columns="row", values=["test_wa_ci_lo", "test_wa_ci_hi"])
     for k in REGIME:
         tag = k.lower().replace(" ", "_")
         out[f"wa_{tag}"] = wide["test_wa_mean"].get(k, np.nan)
+        out[f"wa_{tag}_lo"] = ci["test_wa_ci_lo"].get(k, np.nan) if "test_wa_ci_lo" in ci else np.nan
+        out[f"wa_{tag}_hi"] = ci["test_wa_ci_hi"].get(k, np.nan) if "test_wa_ci_hi" in ci else np.nan
         out[f"ba_{tag}"] = wide["test_ba_mean"].get(k, np.nan)
         out[f"n_{tag}"] = wide["n"].get(k, 0)
     was = out[[f"wa_{k.lower().replace(' ', '_')}" for k in REGIME]]
     out["best"] = [" = ".join(k for k, v in zip(REGIME, row) if np.isfinite(v) and v == np.nanmax(row))
                    if np.isfinite(row).any() else "" for row in was.to_numpy()]
+    out = out.reset_index().merge(knob_verdicts(results.selected, arms), on=["fingerprint", "fidelity"], how="left")
+    out = out.set_index(keys)
     for k in ("usb", "asb", "ffr_stage_1"):
         out[f"ffr_minus_{k}"] = out["wa_ffr"] - out[f"wa_{k}"]
     out = out.reset_index()
@@ -168,7 +217,7 @@ def regime_map(results: Results, out: str | Path, meta: Mapping, knobs_file: str
     knobs = pd.read_csv(knobs_file) if Path(knobs_file).is_file() else None
     table = regime_table(results, knobs)
     ratios = sorted(set(table["ratio"])) if len(table) else []
-    panels = [("best", "best WA of the four"), ("ffr_minus_usb", "WA: FFR - USB"), ("ffr_minus_asb", "WA: FFR - ASB"),
+    panels = [("best", "highest mean WA"), ("ffr_minus_usb", "WA: FFR - USB"), ("ffr_minus_asb", "WA: FFR - ASB"),
               ("ffr_minus_ffr_stage_1", "WA: FFR - stage 1 alone"), ("wa_ffr_stage_1", "stage 1 alone: real-test WA"),
               ("detector_acc", "knob grid: detector accuracy"), ("knob_grid_transfer_wa", "knob grid: transfer WA")]
     per_row = 4  # panels a row: the figure stays about 11 inches wide, legible at 100 % zoom
@@ -199,6 +248,18 @@ def regime_map(results: Results, out: str | Path, meta: Mapping, knobs_file: str
                 ax.set_title(f"{title}: not measured", fontsize=10)
             ax.set_xlabel("fidelity", fontsize=9)
             ax.set_ylabel("fingerprint", fontsize=9)
+    if ratios and len(panels) % per_row:  # the first block's free slot: the winner over the ratios, judged
+        ax = axes[rows_per_ratio - 1, per_row - 1]
+        used.add(ax)
+        knob = table.drop_duplicates(["fingerprint", "fidelity"])
+        code = knob.assign(c=[_best_code(b, not sep) for b, sep in zip(knob["best_over_ratios"], knob["not_separated_from"])],
+                           t=[_best_text(b, sep) for b, sep in zip(knob["best_over_ratios"], knob["not_separated_from"])])
+        pivot = code.pivot_table(index="fingerprint", columns="fidelity", values="c", dropna=False)
+        text = code.pivot_table(index="fingerprint", columns="fidelity", values="t", aggfunc="first")
+        heat_map(ax, pivot, "over the ratios: winner\n(grey: ≈ not separated)", 0, len(REGIME), colours,
+                 text=text.reindex_like(pivot).fillna(NOT_RUN), colorbar=False)
+        ax.set_xlabel("fidelity", fontsize=9)
+        ax.set_ylabel("fingerprint", fontsize=9)
     for ax in axes.flat:
         if ax not in used:
             ax.set_axis_off()
