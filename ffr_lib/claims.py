@@ -291,10 +291,17 @@ def judge_stores(claims: Sequence[Claim], results_dir: str | Path = "results",
                  seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Every claim against every store that holds its evidence: run claims on each profile's
     store under `results_dir`, probe claims on each named probe table (store label -> CSV),
-    theorem claims by their check. Returns the table (COLUMNS; a claim no store holds gets rows
-    with store NO_STORE and 'no runs in any store') and, per run store, its sidecar fields."""
+    theorem claims by their check. A store that lacks a record of its profile's grid is not judged
+    (its sidecar entry says how far it is). Returns the table (COLUMNS; a claim no store holds gets
+    rows with store NO_STORE and 'no runs in any store') and, per run store, its sidecar fields."""
+    from .store_choice import store_progress
+
     tables, meta = [], {}
     for profile in store_profiles(results_dir):
+        progress = store_progress(profile, results_dir)
+        if not progress.complete:  # a grid filled in slices is judged once, whole (verdicts never drift)
+            meta[profile] = {"in_progress": True, "recorded": progress.recorded, "runs": progress.total}
+            continue
         res = load_results(profile, results_dir)
         used: set = set()
         tables.append(judge(res, claims, profile, n_boot, seed, keep_empty=False, used=used))

@@ -10,6 +10,7 @@ where we disagree with the paper. The block sits between two marker comments in 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -131,8 +132,20 @@ def usb_line(table: pd.DataFrame, source: Path = USB_TABLES[0]) -> str | None:
             f"{theirs.max():+.1f} over None on its {len(theirs)} datasets (ICLR table 1).")
 
 
-def render(claims: pd.DataFrame, usb_table: pd.DataFrame | None = None, usb_source: Path = USB_TABLES[0]) -> str:
-    """The README block, markers included, from claims.csv (and the paper store's ICLR table 1)."""
+def in_progress_line(stores: dict) -> str | None:
+    """The stores a GPU sweep is still filling (claims.json's `stores`), which are not judged yet."""
+    busy = {s: m for s, m in stores.items() if isinstance(m, dict) and m.get("in_progress")}
+    if not busy:
+        return None
+    parts = [f"`{s}` ({m['recorded']:,} of {m['runs']:,} runs recorded)" for s, m in busy.items()]
+    return ("Not judged until their grids are complete (the GPU evidence runs fill them in slices): "
+            + "; ".join(parts) + ".")
+
+
+def render(claims: pd.DataFrame, usb_table: pd.DataFrame | None = None, usb_source: Path = USB_TABLES[0],
+           stores: dict | None = None) -> str:
+    """The README block, markers included, from claims.csv (and the paper store's ICLR table 1;
+    `stores`: claims.json's per-store entries, for the stores still in progress)."""
     quick = claims[~claims["store"].map(paper_scale) & ~claims["store"].isin([THEORY_STORE, NO_STORE])]
     counts = quick["verdict"].value_counts()
     quick_text = ", ".join(f"{n} {v}" for v, n in counts.items())
@@ -150,6 +163,7 @@ def render(claims: pd.DataFrame, usb_table: pd.DataFrame | None = None, usb_sour
         "",
         *claim_lines(claims),
         "",
+        *([busy, ""] if (busy := in_progress_line(stores or {})) else []),
         findings_table(claims),
         "",
         f"Quick-scale stores ({', '.join(f'`{s}`' for s in dict.fromkeys(quick['store']))}; seeds per cell: "
@@ -177,7 +191,9 @@ def generate(figures: str | Path = "figures") -> str:
     source = next((t for t in USB_TABLES if (figures / t).is_file()), USB_TABLES[0])
     usb = figures / source
     table = pd.read_csv(usb, keep_default_na=False, na_values=[""]) if usb.is_file() else None
-    return render(claims, table, source)
+    sidecar = path.with_suffix(".json")
+    stores = json.loads(sidecar.read_text()).get("stores", {}) if sidecar.is_file() else {}
+    return render(claims, table, source, stores)
 
 
 def replace_block(text: str, block: str, name: str = "README.md") -> str:

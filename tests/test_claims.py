@@ -225,3 +225,17 @@ def test_judge_stores_reads_every_store_probe_and_theorem(tmp_path):
     assert C.store_profiles(tmp_path / "results") == ["smoke"]
     (tmp_path / "results" / "paper-pilot-cpu" / "packs").mkdir(parents=True)  # a pilot chooses grids: never judged
     assert C.store_profiles(tmp_path / "results") == ["smoke"]
+
+
+def test_an_incomplete_store_is_not_judged_but_counted(tmp_path):
+    configs = get_profile("smoke").configs()
+    store = ResultStore(tmp_path / "results" / "smoke")
+    for c in configs[:-1]:  # one run of the grid still missing
+        store.write(record(c, WA[c.mode]))
+    claims = [C.Claim("1", "runs", (C.Comparison("FFR > USB", M["FFR"], M["USB"]),))]
+    table, meta = C.judge_stores(claims, tmp_path / "results")
+    assert table["store"].tolist() == [C.NO_STORE]  # nothing judged: the store is in progress
+    assert meta == {"smoke": {"in_progress": True, "recorded": len(configs) - 1, "runs": len(configs)}}
+    store.write(record(configs[-1], WA[configs[-1].mode]))
+    table, meta = C.judge_stores(claims, tmp_path / "results")
+    assert table["store"].tolist() == ["smoke"] and "in_progress" not in meta["smoke"]
