@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..training import data_cache
 from ..training.config import RunConfig
+from ..training.linear_fits import spare_cores, use_processes
 from ..training.modes import RunData, compose
 from . import prefetch
 from .jobs import run_one, run_pack
@@ -94,6 +95,7 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
         import torch
 
         torch.backends.cudnn.benchmark = True  # fixed shapes per pack: pick the fastest convolutions
+        use_processes(spare_cores())  # DFR's liblinear fits on the CPU's spare cores while the GPU waits
     outcomes = []
 
     def finished(outcome: dict) -> None:

@@ -6,7 +6,9 @@ group to the smallest; standardise; L1 logistic regression (liblinear) for each 
 pick C by worst-group accuracy on the other half. Final: N_FITS fits on group-balanced
 subsamples of the whole validation set, standardised with its statistics, coefficients and
 intercepts averaged. With more than two classes liblinear is one-vs-rest (sklearn's wrapper).
-DFR reads validation's group labels to balance its fits: a method with group labels.
+DFR reads validation's group labels to balance its fits: a method with group labels. The fits
+run on a pool of processes where the machine has cores to spare (linear_fits.fit_many: the same
+numbers on any count); the subsamples are drawn first, in the serial order.
 """
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from ..linear_fits import fit_many
 from .base import METHODS, Method, RefitResult
 
 C_GRID = (3.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
@@ -35,19 +36,6 @@ def balanced_subsample(groups: np.ndarray, rng: np.random.Generator) -> np.ndarr
     m = int(counts.min())
     keep = [rng.choice(np.flatnonzero(groups == g), size=m, replace=False) for g in ids]
     return np.sort(np.concatenate(keep))
-
-
-def _fit(x: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """L1 logistic regression; returns one-vs-rest (K', D) coefficients and (K',) intercepts
-    (K' = 1 for two classes, whose score is for class 1)."""
-    base = LogisticRegression(l1_ratio=1.0, C=c, solver="liblinear", random_state=seed)
-    if len(np.unique(y)) > 2:
-        model = OneVsRestClassifier(base).fit(x, y)
-        coef = np.concatenate([e.coef_ for e in model.estimators_])
-        intercept = np.concatenate([np.atleast_1d(e.intercept_) for e in model.estimators_])
-        return coef, intercept
-    base.fit(x, y)
-    return base.coef_, base.intercept_
 
 
 def _predict(x: np.ndarray, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
@@ -93,9 +81,12 @@ class L2Normalize(nn.Module):
 
 
 def fit_dfr(
-    features: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, n_fits: int = N_FITS, c_grid=C_GRID
+    features: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int, n_fits: int = N_FITS, c_grid=C_GRID,
+    processes: int | None = None,
 ) -> DFRFit:
-    """Fit DFR on validation features (N, D) (raw; normalised here), labels y (N,), groups (N,)."""
+    """Fit DFR on validation features (N, D) (raw; normalised here), labels y (N,), groups (N,).
+    `processes` (linear_fits.fit_many; default: serial unless the sweep set use_processes)
+    changes the time only, never the fit."""
     x = features / np.linalg.norm(features, axis=1, keepdims=True).clip(min=1e-12)
     rng = np.random.default_rng([seed, 0xDF])
     order = rng.permutation(len(y))
@@ -106,18 +97,16 @@ def fit_dfr(
             raise ValueError(f"DFR: the {name} half of validation lacks group(s) {sorted(missing)}; too few samples")
     tune = half_a[balanced_subsample(groups[half_a], rng)]
     scaler = StandardScaler().fit(x[tune])
-    tuning = {}
-    for c in c_grid:
-        coef, intercept = _fit(scaler.transform(x[tune]), y[tune], c, seed)
-        tuning[c] = _worst_group(_predict(scaler.transform(x[half_b]), coef, intercept), y[half_b], groups[half_b])
+    x_tune, x_held = scaler.transform(x[tune]), scaler.transform(x[half_b])
+    fits = fit_many([(x_tune, y[tune], c) for c in c_grid], seed, processes)
+    tuning = {c: _worst_group(_predict(x_held, coef, intercept), y[half_b], groups[half_b])
+              for c, (coef, intercept) in zip(c_grid, fits)}
     best_c = max(c_grid, key=lambda c: (tuning[c], -c_grid.index(c)))  # ties: the earlier (larger) C
     scaler = StandardScaler().fit(x)
-    coefs, intercepts = [], []
-    for _ in range(n_fits):
-        keep = balanced_subsample(groups, rng)
-        coef, intercept = _fit(scaler.transform(x[keep]), y[keep], best_c, seed)
-        coefs.append(coef)
-        intercepts.append(intercept)
+    keeps = [balanced_subsample(groups, rng) for _ in range(n_fits)]  # drawn in the serial order
+    fits = fit_many([(scaler.transform(x[k]), y[k], best_c) for k in keeps], seed, processes)
+    coefs, intercepts = [f[0] for f in fits], [f[1] for f in fits]
+    keep = keeps[-1]
     return DFRFit(
         coef=np.mean(coefs, axis=0),
         intercept=np.mean(intercepts, axis=0),
