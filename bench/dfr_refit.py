@@ -55,7 +55,8 @@ def main() -> None:
         s, fit = timed(x, y, g, n, args.repeats)
         equal = all(np.array_equal(getattr(fit, f), getattr(serial, f)) for f in ("coef", "intercept", "mean", "scale"))
         rows.append({"processes": n, "seconds": s, "ratio": serial_s / s, "equal": equal})
-    table([{**r, "seconds": f"{r['seconds']:.2f}", "ratio": f"{r['ratio']:.2f}x"} for r in rows],
+    table([{**r, "seconds": f"{r['seconds']:.2f}", "ratio": f"{r['ratio']:.2f}x", "equal": "yes" if r["equal"] else "NO"}
+           for r in rows],
           [("processes", "processes (0: serial)"), ("seconds", "s a refit (median)"), ("ratio", "serial / this"),
            ("equal", "same fit")])
     info = machine_info("cpu")
