@@ -4,6 +4,7 @@
 #
 #   FFR_COMMIT=$(git rev-parse HEAD) bash scripts/device_slice.sh PROFILE DATASET|all RATIO|all [MODE ...]
 #   e.g. ... paper shapes-binary 0.999 none usb asb      (one-stage modes of one cell row)
+#        ... paper shapes-binary 0.95,0.97 none usb asb (two ratios in one process)
 #        ... paper shapes-binary 0.999 ffr               (FFR: stage 1, then stage 2 from the chosen one)
 #        ... paper-pilot all all                          (the whole pilot)
 #
@@ -21,8 +22,9 @@ if [ $# -lt 3 ]; then sed -n 5,9p "$0"; exit 2; fi
 profile=$1 dataset=$2 ratio=$3
 shift 3
 args=(--profile "$profile" --executor packed --compile --results results)
-[ "$dataset" != all ] && args+=(--dataset "$dataset")
-[ "$ratio" != all ] && args+=(--ratio "$ratio")
+# DATASET and RATIO may list several, comma-separated (e.g. 0.95,0.97): one process pays the start once
+[ "$dataset" != all ] && IFS=, read -r -a sets <<< "$dataset" && args+=(--dataset "${sets[@]}")
+[ "$ratio" != all ] && IFS=, read -r -a ratios <<< "$ratio" && args+=(--ratio "${ratios[@]}")
 [ $# -gt 0 ] && args+=(--mode "$@")
 export FFR_COMMIT PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
@@ -33,8 +35,12 @@ if [ -d "results/$profile/runs" ]; then
     tar czf "$OUT/runs.tgz" "results/$profile/runs"
     echo "$(ls "results/$profile/runs" | wc -l) records in runs.tgz" >> "$OUT/sweep.log"
 fi
-if [ "$profile" = paper ] && [ "$dataset" = shapes-animals ] && { [ "$ratio" = 0.999 ] || [ "$ratio" = 0.99 ]; }; then
-    python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out /tmp/ckpt --half --ratio "$ratio" >> "$OUT/sweep.log" 2>&1
+if [ "$profile" = paper ] && [[ ",$dataset," == *,shapes-animals,* || "$dataset" = all ]]; then
+    for r in 0.99 0.999; do
+        if [[ ",$ratio," == *,$r,* || "$ratio" = all ]]; then
+            python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out /tmp/ckpt --half --ratio "$r" >> "$OUT/sweep.log" 2>&1
+        fi
+    done
     if [ -n "$(ls /tmp/ckpt 2>/dev/null)" ]; then
         tar cz -C /tmp/ckpt . | split -b 15M - "$OUT/ckpt.tgz."
     fi

@@ -1,0 +1,42 @@
+"""scripts/device_slice.sh builds the sweep the GPU call runs (python3 and nvidia-smi stubbed)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+    stub = tmp_path / "bin"
+    stub.mkdir(exist_ok=True)
+    (stub / "python3").write_text('#!/bin/sh\necho "python3 $*"\n')
+    (stub / "nvidia-smi").write_text("#!/bin/sh\necho NVIDIA H100 80GB HBM3, 81559 MiB, 580\n")
+    for f in stub.iterdir():
+        f.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    env = {**os.environ, "PATH": f"{stub}:{os.environ['PATH']}", "OUT": str(out), "FFR_COMMIT": "abc123"}
+    proc = subprocess.run(["bash", str(ROOT / "scripts" / "device_slice.sh"), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    log = (out / "sweep.log").read_text() if (out / "sweep.log").exists() else ""
+    return proc, log
+
+
+def test_several_datasets_and_ratios_go_to_one_sweep(tmp_path):
+    proc, log = _run(tmp_path, "paper", "shapes-binary,shapes-animals", "0.95,0.99", "none", "usb")
+    assert proc.returncode == 0
+    sweep = ("python3 -m ffr_lib.cli sweep --profile paper --executor packed --compile --results results "
+             "--dataset shapes-binary shapes-animals --ratio 0.95 0.99 --mode none usb")
+    assert log.splitlines()[0] == sweep
+    # shapes-animals at 0.99 is a saliency-study cell: its checkpoints are exported, 0.95's are not
+    assert "export-checkpoints results/paper --out /tmp/ckpt --half --ratio 0.99" in log
+    assert "--ratio 0.999" not in log and (tmp_path / "out" / "gpu.txt").read_text().startswith("NVIDIA H100")
+
+
+def test_a_whole_profile_and_a_missing_argument(tmp_path):
+    proc, log = _run(tmp_path, "paper-pilot", "all", "all")
+    assert proc.returncode == 0 and log.splitlines()[0].endswith("--results results")
+    assert "export-checkpoints" not in log
+    proc, _ = _run(tmp_path, "paper")
+    assert proc.returncode == 2 and "device_slice.sh PROFILE DATASET|all RATIO|all" in proc.stdout
