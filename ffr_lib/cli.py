@@ -245,6 +245,7 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--half", action="store_true", help="float16 weights: half the bytes (the notebook loads them "
                    "into float32 models)")
     p.add_argument("--ratio", type=float, default=None, help="the study at this bias ratio instead of the notebook's")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="these seeds instead of the notebook's")
 
 
 @command("export-checkpoints", "copy the checkpoints of notebook 05's default models out of a store (issue #21: "
@@ -254,7 +255,7 @@ def export_checkpoints(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.store}: no such results folder")
     from .study_checkpoints import export_study
 
-    s = export_study(args.store, args.out, half=args.half, ratio=args.ratio)
+    s = export_study(args.store, args.out, half=args.half, ratio=args.ratio, seeds=args.seeds)
     print(f"{args.store}: {len(s.found)} of notebook 05's {s.needed} checkpoints written to {args.out} "
           f"({s.bytes / 1e6:.1f} MB{', float16' if s.half else ''})")
     if s.missing:

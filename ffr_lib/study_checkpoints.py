@@ -59,15 +59,19 @@ def study_hashes(store_dir: str | Path, study: dict, fingerprint: float, fidelit
 
 
 def export_study(store_dir: str | Path, out_dir: str | Path, half: bool = False,
-                 notebook: str | Path = NOTEBOOK_05, ratio: float | None = None) -> ExportSummary:
+                 notebook: str | Path = NOTEBOOK_05, ratio: float | None = None,
+                 seeds: list[int] | None = None) -> ExportSummary:
     """Copy the checkpoints of notebook 05's default models from `store_dir` to `out_dir`
-    (`<hash>.pt`, written atomically; float16 weights with `half`). `ratio` replaces the
-    notebook's bias ratio (the paper-scale saliency study also runs at 0.99)."""
+    (`<hash>.pt`, written atomically; float16 weights with `half`). `ratio` and `seeds` replace
+    the notebook's (the paper-scale saliency study runs 3 seeds at 0.99 and 0.999; the default
+    view commits 2 seeds' checkpoints)."""
     from .results import ResultStore
 
     study, fingerprint, fidelity = default_study(notebook)
     if ratio is not None:
         study = {**study, "ratio": float(ratio)}
+    if seeds is not None:
+        study = {**study, "seeds": [int(s) for s in seeds]}
     hashes = sorted(set(study_hashes(store_dir, study, fingerprint, fidelity).values()))
     store = ResultStore(store_dir)
     found, missing, written = [], [], 0

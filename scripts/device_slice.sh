@@ -38,7 +38,7 @@ fi
 if [ "$profile" = paper ] && [[ ",$dataset," == *,shapes-animals,* || "$dataset" = all ]]; then
     for r in 0.99 0.999; do
         if [[ ",$ratio," == *,$r,* || "$ratio" = all ]]; then
-            python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out /tmp/ckpt --half --ratio "$r" >> "$OUT/sweep.log" 2>&1
+            python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out /tmp/ckpt --half --ratio "$r" --seeds 0 1 2 >> "$OUT/sweep.log" 2>&1
         fi
     done
     if [ -n "$(ls /tmp/ckpt 2>/dev/null)" ]; then

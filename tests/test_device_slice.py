@@ -30,7 +30,7 @@ def test_several_datasets_and_ratios_go_to_one_sweep(tmp_path):
              "--dataset shapes-binary shapes-animals --ratio 0.95 0.99 --mode none usb")
     assert log.splitlines()[0] == sweep
     # shapes-animals at 0.99 is a saliency-study cell: its checkpoints are exported, 0.95's are not
-    assert "export-checkpoints results/paper --out /tmp/ckpt --half --ratio 0.99" in log
+    assert "export-checkpoints results/paper --out /tmp/ckpt --half --ratio 0.99 --seeds 0 1 2" in log
     assert "--ratio 0.999" not in log and (tmp_path / "out" / "gpu.txt").read_text().startswith("NVIDIA H100")
 
 

@@ -27,7 +27,7 @@ def _notebook(tmp_path: Path, study: dict) -> Path:
 def test_default_study_is_notebook_05s_parameters():
     study, fingerprint, fidelity = default_study()
     assert study["results_dir"] == "../results/paper" and study["dataset"] == "shapes-animals"
-    assert study["ratio"] == 0.999 and study["seeds"] == [0, 1, 2] and (fingerprint, fidelity) == (0.3, 0.75)
+    assert study["ratio"] == 0.999 and study["seeds"] == [0, 1] and (fingerprint, fidelity) == (0.3, 0.75)
 
 
 def test_export_copies_the_study_checkpoints_in_float16(tmp_path):
@@ -61,6 +61,8 @@ def test_export_at_another_ratio_selects_that_ratios_models(tmp_path):
     there = export_study(ROOT / "results" / "quick", tmp_path / "b", notebook=nb, ratio=0.95)
     assert len(here.found) == 4 and there.needed == 4  # the committed CPU study holds one ratio
     assert there.found == () and set(there.missing).isdisjoint(here.found)
+    more = export_study(ROOT / "results" / "quick", tmp_path / "c", notebook=nb, seeds=[0, 5])
+    assert more.needed == 8 and set(more.found) == set(here.found)  # seed 5 is not in the CPU store
 
 
 def test_cli_refuses_a_missing_store_in_one_line(tmp_path):
