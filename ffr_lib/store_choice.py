@@ -57,17 +57,26 @@ class StoreChoice:
 
 
 def store_progress(profile: str, results: str | Path) -> StoreProgress:
-    """Records of `profile`'s runs in `<results>/<profile>` or a store it shares (tables.SHARES);
-    reads only, never creates a folder."""
+    """Records of `profile`'s runs in `<results>/<profile>` or a store it shares (tables.SHARES),
+    out of the runs a complete store holds (staged search's discarded stage 2s are not counted:
+    sweeps.staging.required); reads only, never creates a folder."""
     from .results import ResultStore
+    from .sweeps.plan import closure
     from .sweeps.profiles import get_profile
+    from .sweeps.staging import required
     from .tables import SHARES
 
     configs = get_profile(profile).configs()
     stores = [ResultStore(Path(results) / name) for name in (profile, *SHARES.get(profile, ()))]
     stores = [s for s in stores if s.folder.is_dir()]
-    recorded = sum(any(s.has(c.hash) for s in stores) for c in configs)
-    return StoreProgress(profile, recorded, len(configs))
+
+    def record(h: str) -> dict | None:
+        return next((s.get(h) for s in stores if s.has(h)), None)
+
+    have = {h: r for h in closure(configs) if (r := record(h)) is not None}
+    needed = required(configs, have)
+    recorded = sum(any(s.has(c.hash) for s in stores) for c in needed)
+    return StoreProgress(profile, recorded, len(needed))
 
 
 def _where(path: str | Path) -> str:

@@ -26,6 +26,7 @@ from .results import ResultStore, aggregate, records_frame
 from .sweeps.plan import closure
 from .sweeps.profiles import SD_LIKE, get_profile
 from .sweeps.selection import HP_PREFIX, select
+from .sweeps.staging import required
 from .training.config import RunConfig, labels
 from .training.methods import legacy_fields
 
@@ -144,6 +145,15 @@ class Results:
                 "seeds": sorted({int(s) for s in rows["seed"]}) if len(rows) else [], **extra}
 
 
+def unrecorded(configs: Sequence[RunConfig], store: ResultStore, nodes: Mapping[str, RunConfig] | None = None
+               ) -> list[RunConfig]:
+    """The runs of `configs` a complete store would hold that `store` lacks: staged search's
+    discarded stage 2s are not among them (sweeps.staging.required)."""
+    nodes = closure(configs) if nodes is None else nodes
+    have = {h: store.get(h) for h in nodes if store.has(h)}
+    return [c for c in required(configs, have) if not store.has(c.hash)]
+
+
 def load_results(
     profile: str,
     results: str | Path = "results",
@@ -163,7 +173,7 @@ def load_results(
     nodes = closure(configs)
     for other in SHARES.get(profile, ()):
         import_records(ResultStore(Path(results) / other), store, list(nodes))
-    if run_missing and any(not store.has(c.hash) for c in configs):
+    if run_missing and unrecorded(configs, store, nodes):
         from .sweeps.sweep import run_sweep
 
         pool = {"executor": "processes", "workers": workers} if workers > 1 else {"executor": "inprocess"}
@@ -172,7 +182,8 @@ def load_results(
             raise RuntimeError(f"sweep {profile}: {len(summary['errors'])} run(s) raised; first:\n"
                                f"{summary['errors'][0]['error']}")
     records = [store.get(h) for h in sorted(nodes) if store.has(h)]
-    missing = tuple(label for c, label in zip(configs, labels(configs)) if not store.has(c.hash))
+    lacking = unrecorded(configs, store, nodes)
+    missing = tuple(label for c, label in zip(lacking, labels(lacking)))
     frame = prepare(records_frame(records))
     selected = prepare(select(frame.drop(columns="config"), rule)) if len(frame) else frame
     return Results(profile, folder, selected.reset_index(drop=True), missing, rule,

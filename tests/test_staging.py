@@ -95,3 +95,28 @@ def test_a_staged_sweep_trains_stage1_then_only_the_chosen_stage2(tmp_path):
     assert sorted(stage1["lr"].unique()) == [1e-3, 1e-2]
     assert summary["done"] == count_trainings(GRID)["trainings_staged"] + 4  # + the 4 DFR refits
     assert len(select(frame)) > 0
+
+
+def test_a_complete_staged_store_does_not_need_the_discarded_stage2s(tmp_path):
+    from ffr_lib.tables import unrecorded
+
+    store = ResultStore(tmp_path)
+    assert len(staging.required(GRID, {})) == 16 + 4  # choosing: every run, and the 4 stage-1 candidates
+    for seed, (a, b) in enumerate([(0.6, 0.7), (0.6, 0.9)]):  # stage 1 at 1e-2 is chosen
+        store.write(_record(_stage1(1e-3, seed), a))
+        store.write(_record(_stage1(1e-2, seed), b))
+    have = {r["hash"]: r for r in store.records()}
+    needed = staging.required(GRID, have)
+    assert len(needed) == 8 and _pre_lrs(needed) == {1e-2}  # 2 lrs x (erm, dfr) x 2 seeds
+    assert {c.hash for c in unrecorded(GRID, store)} == {c.hash for c in needed}
+    for c in needed:
+        store.write(_record(c, 0.8))
+    assert unrecorded(GRID, store) == []  # complete, though 8 runs of the grid have no record
+
+
+def test_canonical_and_hash_are_kept_and_stay_right():
+    c = replace(TINY, mode="none", order="2-1", fingerprint=0.3)  # fields a one-stage run ignores
+    first = c.canonical()
+    assert c.canonical() is first and first.canonical() is first
+    assert first.order == "1-2" and first.fingerprint == 0.0 and c.hash == first.hash
+    assert replace(c, seed=1).hash != c.hash and replace(c, seed=1).canonical().seed == 1

@@ -101,3 +101,15 @@ def staged_count(configs: Sequence[RunConfig]) -> list[RunConfig]:
         first = min(_two_stage(c).pre_lr for c in group)
         out += [c for c in group if _two_stage(c).pre_lr == first]
     return out
+
+
+def required(configs: Sequence[RunConfig], records: Mapping[str, Mapping]) -> list[RunConfig]:
+    """The runs a complete store of `configs` holds, given the `records` it has (hash -> record):
+    every run but those staged search discards (stage 2s, and their refits, from a stage-1 lr
+    not chosen), and the stage-1 candidates of each gated group. A group still choosing needs
+    all of its runs, as far as anyone can say yet. Each run once, in `configs`' order first."""
+    runnable, deferred, _ = resolve(configs, records)
+    out: dict[str, RunConfig] = {}
+    for c in (*runnable, *deferred):
+        out.setdefault(c.canonical().hash, c)
+    return list(out.values())

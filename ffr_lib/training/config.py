@@ -99,7 +99,18 @@ class RunConfig:
         return any(s != "real" for s in self.stages)
 
     def canonical(self) -> RunConfig:
-        """The same run with every field that cannot change its result reset to its default."""
+        """The same run with every field that cannot change its result reset to its default.
+        Kept on the instance after the first call (the config is frozen), as is `hash`: a grid
+        of 15,000 runs asks for them hundreds of thousands of times while it plans."""
+        cached = self.__dict__.get("_canonical")
+        if cached is not None:
+            return cached
+        c = self._canonical_uncached()
+        object.__setattr__(self, "_canonical", c)
+        object.__setattr__(c, "_canonical", c)
+        return c
+
+    def _canonical_uncached(self) -> RunConfig:
         c = self
         default = RunConfig()
         if c.mode == "ffr" and c.order == "2":  # stage 2 alone is training on real data: mode None
@@ -210,8 +221,12 @@ class RunConfig:
     @property
     def hash(self) -> str:
         """12 hex digits of the SHA-1 of the canonical config's sorted JSON."""
-        text = json.dumps(self.canonical().to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha1(text.encode()).hexdigest()[:12]
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            text = json.dumps(self.canonical().to_dict(), sort_keys=True, separators=(",", ":"))
+            cached = hashlib.sha1(text.encode()).hexdigest()[:12]
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     def cell(self) -> dict[str, Any]:
         """The fields that define a table cell: all but the seed and the tuned hyperparameters
