@@ -137,9 +137,9 @@ def in_progress_line(stores: dict) -> str | None:
     busy = {s: m for s, m in stores.items() if isinstance(m, dict) and m.get("in_progress")}
     if not busy:
         return None
-    parts = [f"`{s}` ({m['recorded']:,} of {m['runs']:,} runs recorded)" for s, m in busy.items()]
-    return ("Not judged until their grids are complete (the GPU evidence runs fill them in slices): "
-            + "; ".join(parts) + ".")
+    parts = [f"`{s}` ({m['recorded']:,} of the {m['runs']:,} runs it needs so far)" for s, m in busy.items()]
+    return ("Not judged until their grids are complete (the GPU evidence runs fill them in slices; a "
+            "grid needs fewer runs as staged search discards stage 2s): " + "; ".join(parts) + ".")
 
 
 def render(claims: pd.DataFrame, usb_table: pd.DataFrame | None = None, usb_source: Path = USB_TABLES[0],

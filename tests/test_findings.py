@@ -66,8 +66,8 @@ def test_render_shows_paper_scale_rows_and_counts_the_quick_ones(claims):
 
 def test_render_names_the_stores_in_progress(claims):
     stores = {"paper": {"in_progress": True, "recorded": 660, "runs": 14800}, "quick": {"seeds": [0]}}
-    line = "Not judged until their grids are complete (the GPU evidence runs fill them in slices): " \
-           "`paper` (660 of 14,800 runs recorded)."
+    line = "Not judged until their grids are complete (the GPU evidence runs fill them in slices; a grid needs " \
+           "fewer runs as staged search discards stage 2s): `paper` (660 of the 14,800 runs it needs so far)."
     assert F.in_progress_line(stores) == line and line in F.render(claims, stores=stores)
     assert F.in_progress_line({"quick": {"seeds": [0]}}) is None and "Not judged" not in F.render(claims)
 
