@@ -1,10 +1,20 @@
 """DFR's liblinear fits on a pool of processes (training/linear_fits.py): the same numbers as
 serial fits, in the jobs' order; serial unless asked."""
 
+import multiprocessing as mp
+
 import numpy as np
+import pytest
 
 from ffr_lib.training import linear_fits as L
 from ffr_lib.training.methods.dfr import fit_dfr
+
+
+@pytest.fixture(autouse=True)
+def no_pool_left():
+    """A pool started here (processes=2) is stopped, so that no later test sees its processes."""
+    yield
+    L.shutdown()
 
 
 def _shortcut_features(n: int = 12, d: int = 24, seed: int = 0):
@@ -32,9 +42,10 @@ def test_fit_many_keeps_the_jobs_order_and_is_serial_by_default():
     pooled = L.fit_many(jobs, seed=0, processes=2)
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(serial, pooled))
     assert not np.array_equal(serial[0][0], serial[1][0])  # different C, different fits: the order matters
-    assert L._default == 0  # nothing but a GPU sweep turns the pool on (use_processes)
-    L.use_processes(2)
-    try:
+    assert L._default == 0  # nothing but a GPU sweep turns the pool on (processes_for)
+    with L.processes_for(2):
         assert all(np.array_equal(a[0], b[0]) for a, b in zip(serial, L.fit_many(jobs, seed=0)))
-    finally:
-        L.use_processes(0)
+        assert L._pool is not None
+    assert L._default == 0 and L._pool is None  # the pool ends with the block: no process outlives it
+    L.shutdown()  # the explicit processes=2 call above started one, kept for later fits
+    assert not [p for p in mp.active_children() if p.is_alive()]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..training import data_cache
 from ..training.config import RunConfig
-from ..training.linear_fits import spare_cores, use_processes
+from ..training.linear_fits import processes_for, spare_cores
 from ..training.modes import RunData, compose
 from . import prefetch
 from .jobs import run_one, run_pack
@@ -95,7 +95,6 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
         import torch
 
         torch.backends.cudnn.benchmark = True  # fixed shapes per pack: pick the fastest convolutions
-        use_processes(spare_cores())  # DFR's liblinear fits on the CPU's spare cores while the GPU waits
     outcomes = []
 
     def finished(outcome: dict) -> None:
@@ -107,8 +106,10 @@ def packed(plan: Plan, folder: str, progress: bool = True, device: str = "cuda",
     keep = sorted(plan.keep)
     order = [[p for p in packs(phase, max_pack) if len(p) > 1] for phase in plan.phases]
     flat = [pack for phase_packs in order for pack in phase_packs]
+    # on a GPU, DFR's liblinear fits go to the CPU's spare cores (a pool that ends with the sweep)
+    refit_processes = spare_cores() if str(device).startswith("cuda") else 0
     with _synthetic_cache(folder) as cache, progress_bar(plan, progress) as bar, \
-            ThreadPoolExecutor(1, thread_name_prefix="ffr-compose") as composer:
+            ThreadPoolExecutor(1, thread_name_prefix="ffr-compose") as composer, processes_for(refit_processes):
         ready = prefetch.prefetch(_prefetch_order([plan], max_pack), cache, workers)
         # the next pack's data sets are composed on a thread while a pack trains
         ahead = {0: composer.submit(_compose_pack, flat[0], ready)} if flat else {}

@@ -5,15 +5,17 @@ process race for it and change the numbers; fits in separate processes do not. A
 runs 27 of them (7 to tune C, 20 to average), and on features that learnt the shortcut liblinear
 converges slowly (a 4-class refit took a median 6.8 s serially on the H100 machine's CPU;
 docs/performance.md), while the GPU waits. `fit_many` spreads them over spawned processes that
-import only numpy and scikit-learn, where a GPU sweep asks for it (`use_processes`); each fit is
+import only numpy and scikit-learn, inside a GPU sweep (`processes_for`); each fit is
 the same number on any count of processes.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing as mp
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -46,16 +48,24 @@ def spare_cores() -> int:
     return n if n >= 2 else 0
 
 
-_default = 0  # serial unless a sweep says otherwise (use_processes): spawning needs a guarded __main__
+_default = 0  # serial unless a sweep says otherwise (processes_for): spawning needs a guarded __main__
 
 
-def use_processes(n: int) -> None:
-    """Make fit_many's default `n` processes in this process (the packed GPU executor: spare_cores())."""
+@contextlib.contextmanager
+def processes_for(n: int) -> Iterator[None]:
+    """fit_many's default is `n` processes inside the block (the packed GPU executor: spare_cores());
+    after it the pool is shut down, so no process outlives the sweep."""
     global _default
-    _default = max(0, int(n))
+    before, _default = _default, max(0, int(n))
+    try:
+        yield
+    finally:
+        _default = before
+        shutdown()
 
 
-def _shutdown() -> None:
+def shutdown() -> None:
+    """Stop the pool's processes (a later fit_many starts a new one)."""
     global _pool
     if _pool is not None:
         _pool.shutdown(cancel_futures=True)
@@ -66,17 +76,17 @@ def _get_pool(n: int) -> ProcessPoolExecutor:
     """One pool of `n` spawned processes per process, kept for later refits."""
     global _pool, _pool_size
     if _pool is None or _pool_size != n:
-        _shutdown()
+        shutdown()
         _pool, _pool_size = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")), n
     return _pool
 
 
-atexit.register(_shutdown)
+atexit.register(shutdown)
 
 
 def fit_many(jobs: list[Job], seed: int, processes: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """fit_l1 of each job, in the jobs' order: in this process (`processes` 0 or 1, or one job),
-    else on a pool of that many (default: use_processes' setting, serial unless set). Spawned
+    else on a pool of that many (default: processes_for's, serial outside it). Spawned
     processes re-import the main module: a script that sets processes needs the
     `if __name__ == "__main__":` guard (`ffr`, notebooks and pytest have one)."""
     n = _default if processes is None else processes
