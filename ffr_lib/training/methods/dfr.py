@@ -85,7 +85,7 @@ def fit_dfr(
     processes: int | None = None,
 ) -> DFRFit:
     """Fit DFR on validation features (N, D) (raw; normalised here), labels y (N,), groups (N,).
-    `processes` (linear_fits.fit_many; default: serial unless the sweep set use_processes)
+    `processes` (linear_fits.fit_many; default: serial outside a GPU sweep, linear_fits.processes_for)
     changes the time only, never the fit."""
     x = features / np.linalg.norm(features, axis=1, keepdims=True).clip(min=1e-12)
     rng = np.random.default_rng([seed, 0xDF])
