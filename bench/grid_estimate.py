@@ -60,6 +60,14 @@ def rates(records: list[dict]) -> tuple[dict[str, float], float, dict[str, int]]
     return {m: seconds[m] / work[m] for m in work}, statistics.median(refits) if refits else 0.0, dict(runs)
 
 
+def run_seconds(c: RunConfig, rate: dict[str, float], refit: float) -> float:
+    """The model's seconds for one run: a refit's median, or its work at its model's rate (the
+    small ResNet's where the model has none)."""
+    if not c.trains:
+        return refit
+    return estimated_cost(c) * rate.get(c.model, rate[REFERENCE_MODEL])
+
+
 def estimate(configs: list[RunConfig], rate: dict[str, float], refit: float, seen: set[str] | None = None) -> dict:
     """Trainings, refits, work and estimated seconds of a grid's staged closure, leaving out the
     runs in `seen` (an earlier profile's, whose records the sweep copies: tables.SHARES) and
@@ -69,17 +77,14 @@ def estimate(configs: list[RunConfig], rate: dict[str, float], refit: float, see
     seen.update(c.hash for c in nodes)
     out = {"trainings": 0, "refits": 0, "work": 0.0, "seconds": 0.0, "imputed_models": set()}
     for c in nodes:
+        out["seconds"] += run_seconds(c, rate, refit)
         if not c.trains:
             out["refits"] += 1
-            out["seconds"] += refit
             continue
-        model_rate = rate.get(c.model)
-        if model_rate is None:
-            model_rate = rate[REFERENCE_MODEL]
+        if c.model not in rate:
             out["imputed_models"].add(c.model)
         out["trainings"] += 1
         out["work"] += estimated_cost(c)
-        out["seconds"] += estimated_cost(c) * model_rate
     out["imputed_models"] = sorted(out["imputed_models"])
     return out
 

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from _common import RESULTS, machine_info, table, write_json
 from grid_breakdown import load_records
-from grid_estimate import REFERENCE_MODEL, estimate, rates
+from grid_estimate import estimate, rates, run_seconds
 
 from ffr_lib.results import ResultStore
 from ffr_lib.sweeps.profiles import get_profile
-from ffr_lib.sweeps.schedule import estimated_cost
 from ffr_lib.training.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,14 +38,6 @@ def slices(store: Path) -> list[dict]:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-def _seconds(record: dict, rate: dict, refit: float) -> float:
-    """grid_estimate's seconds for one recorded run (a training, or a refit)."""
-    c = RunConfig.from_dict(record["config"])
-    if not c.trains:
-        return refit
-    return estimated_cost(c) * rate.get(c.model, rate[REFERENCE_MODEL])
-
-
 def progress(profile: str, results: Path, rate: dict, refit: float, to_h100: float, seen: set[str]) -> dict:
     """Recorded / total runs, measured wall, the estimate of the recorded runs and of the rest;
     `seen`: runs counted under an earlier profile (whose records the sweep copies), grown here."""
@@ -55,7 +46,7 @@ def progress(profile: str, results: Path, rate: dict, refit: float, to_h100: flo
     recorded = ResultStore(store).hashes() if store.is_dir() else set()
     seen.update(recorded)
     rest = estimate(configs, rate, refit, seen=seen)
-    done_est = sum(_seconds(r, rate, refit) for r in ResultStore(store).records()) / to_h100 if recorded else 0.0
+    done_est = sum(run_seconds(RunConfig.from_dict(r["config"]), rate, refit) for r in ResultStore(store).records()) / to_h100 if recorded else 0.0
     lines = slices(store)
     wall = sum(float(s["wall_s"]) for s in lines)
     ratio = wall / done_est if done_est > 0 and wall > 0 else 1.0

@@ -61,22 +61,12 @@ def store_progress(profile: str, results: str | Path) -> StoreProgress:
     out of the runs a complete store holds (staged search's discarded stage 2s are not counted:
     sweeps.staging.required); reads only, never creates a folder."""
     from .results import ResultStore
-    from .sweeps.plan import closure
     from .sweeps.profiles import get_profile
-    from .sweeps.staging import required
-    from .tables import SHARES
+    from .tables import SHARES, staged_needs
 
-    configs = get_profile(profile).configs()
     stores = [ResultStore(Path(results) / name) for name in (profile, *SHARES.get(profile, ()))]
-    stores = [s for s in stores if s.folder.is_dir()]
-
-    def record(h: str) -> dict | None:
-        return next((s.get(h) for s in stores if s.has(h)), None)
-
-    have = {h: r for h in closure(configs) if (r := record(h)) is not None}
-    needed = required(configs, have)
-    recorded = sum(any(s.has(c.hash) for s in stores) for c in needed)
-    return StoreProgress(profile, recorded, len(needed))
+    needed, lacking = staged_needs(get_profile(profile).configs(), [s for s in stores if s.folder.is_dir()])
+    return StoreProgress(profile, len(needed) - len(lacking), len(needed))
 
 
 def _where(path: str | Path) -> str:

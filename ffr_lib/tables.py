@@ -145,13 +145,25 @@ class Results:
                 "seeds": sorted({int(s) for s in rows["seed"]}) if len(rows) else [], **extra}
 
 
+def staged_needs(configs: Sequence[RunConfig], stores: Sequence[ResultStore],
+                 nodes: Mapping[str, RunConfig] | None = None) -> tuple[list[RunConfig], list[RunConfig]]:
+    """(needed, lacking): the runs of `configs` a complete store holds, given the records any of
+    `stores` has (staged search's discarded stage 2s are not among them: sweeps.staging.required),
+    and those of them no store has yet."""
+    nodes = closure(configs) if nodes is None else nodes
+
+    def has(h: str) -> bool:
+        return any(s.has(h) for s in stores)
+
+    have = {h: next(s.get(h) for s in stores if s.has(h)) for h in nodes if has(h)}
+    needed = required(configs, have)
+    return needed, [c for c in needed if not has(c.hash)]
+
+
 def unrecorded(configs: Sequence[RunConfig], store: ResultStore, nodes: Mapping[str, RunConfig] | None = None
                ) -> list[RunConfig]:
-    """The runs of `configs` a complete store would hold that `store` lacks: staged search's
-    discarded stage 2s are not among them (sweeps.staging.required)."""
-    nodes = closure(configs) if nodes is None else nodes
-    have = {h: store.get(h) for h in nodes if store.has(h)}
-    return [c for c in required(configs, have) if not store.has(c.hash)]
+    """The runs of `configs` a complete store would hold that `store` lacks (staged_needs)."""
+    return staged_needs(configs, [store], nodes)[1]
 
 
 def load_results(

@@ -106,7 +106,6 @@ def fit_dfr(
     keeps = [balanced_subsample(groups, rng) for _ in range(n_fits)]  # drawn in the serial order
     fits = fit_many([(scaler.transform(x[k]), y[k], best_c) for k in keeps], seed, processes)
     coefs, intercepts = [f[0] for f in fits], [f[1] for f in fits]
-    keep = keeps[-1]
     return DFRFit(
         coef=np.mean(coefs, axis=0),
         intercept=np.mean(intercepts, axis=0),
@@ -114,7 +113,7 @@ def fit_dfr(
         scale=scaler.scale_,
         c=best_c,
         tuning={str(c): v for c, v in tuning.items()},
-        n_train=len(keep),
+        n_train=len(keeps[-1]),
     )
 
 
