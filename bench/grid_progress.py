@@ -1,6 +1,7 @@
 """How far the GPU evidence grids are (issue #21), from the committed stores alone: per profile,
-the runs recorded of the grid's total, the slices' measured wall time on the GPU (the sum of
-`results/<profile>/slices.tsv`, written by scripts/import_slice.sh, with the cards named), the
+the runs recorded of the grid's total, the slices' measured time on the GPU (the sum of
+`results/<profile>/slices.tsv`'s card shares, written by scripts/import_slice.sh, with the cards
+named; a slice that ran alone has its wall as its share), the
 estimate of the same runs by bench/grid_estimate.py's model, and the rest of the grid estimated
 by that model scaled by measured / estimated so far.
 
@@ -48,7 +49,7 @@ def progress(profile: str, results: Path, rate: dict, refit: float, to_h100: flo
     rest = estimate(configs, rate, refit, seen=seen)
     done_est = sum(run_seconds(RunConfig.from_dict(r["config"]), rate, refit) for r in ResultStore(store).records()) / to_h100 if recorded else 0.0
     lines = slices(store)
-    wall = sum(float(s["wall_s"]) for s in lines)
+    wall = sum(float(s.get("card_s") or s["wall_s"]) for s in lines)  # slices that shared a call: their share
     ratio = wall / done_est if done_est > 0 and wall > 0 else 1.0
     return {"profile": profile, "runs": len({c.hash for c in configs}), "recorded": len(recorded & {c.hash for c in configs}),
             "slices": len(lines), "cards": sorted({s["gpu"] for s in lines}), "measured_s": wall,

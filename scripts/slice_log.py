@@ -1,12 +1,15 @@
 """One line per GPU slice into results/<profile>/slices.tsv: when, which card, which commit, the
-sweep's arguments, its exit status, wall seconds and how many records it brought (issue #21: the
-grids' measured wall time is the sum of these lines). Called by scripts/import_slice.sh:
+sweep's arguments, its exit status, wall seconds, how many records it brought, and its share of
+the card: `concurrent` slices ran in one call (scripts/device_slices.sh), and `card_s` is this
+slice's share of that call's wall (its wall where it ran alone). The grids' measured GPU time is
+the sum of `card_s` (issue #21). Called by scripts/import_slice.sh:
 
     python scripts/slice_log.py FILES_AT PROFILE
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -15,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ("imported_at", "gpu", "commit", "exit", "wall_s", "records", "args")
+COLUMNS = ("imported_at", "gpu", "commit", "exit", "wall_s", "records", "args", "concurrent", "card_s")
 EXIT = re.compile(r"^sweep exit (\d+) after (\d+) s: (.*)$")
 RECORDS = re.compile(r"^(\d+) records in runs\.tgz$")
+CALL = re.compile(r"^call: (\d+) slices in (\d+) s, card share (\d+) s$")
 
 
 def _commit(runs: Path) -> str:
@@ -36,19 +40,35 @@ def parse(files_at: Path) -> dict:
     log = files_at / "sweep.log"
     if not log.is_file():
         raise SystemExit(f"slice_log: {log}: no such file")
-    row = {"gpu": "", "commit": "", "exit": "", "wall_s": "", "records": "", "args": ""}
+    row = {"gpu": "", "commit": "", "exit": "", "wall_s": "", "records": "", "args": "", "concurrent": "1", "card_s": ""}
     for line in log.read_text(errors="replace").splitlines():
         if m := EXIT.match(line.strip()):
             row.update(exit=m[1], wall_s=m[2], args=m[3])
         elif m := RECORDS.match(line.strip()):
             row["records"] = m[1]
+        elif m := CALL.match(line.strip()):
+            row.update(concurrent=m[1], card_s=m[3])
     if not row["wall_s"]:
         raise SystemExit(f"slice_log: {log}: no 'sweep exit N after S s: ARGS' line (was the slice cut?)")
+    row["card_s"] = row["card_s"] or row["wall_s"]
     row["commit"] = _commit(files_at / "runs.tgz")
     gpu = files_at / "gpu.txt"
     if gpu.is_file():
         row["gpu"] = gpu.read_text().split(",")[0].strip()
     return row
+
+
+def read(path: Path) -> list[dict]:
+    """The rows of a slices.tsv (none where it does not exist); rows written before the
+    `concurrent` and `card_s` columns ran alone: 1 and their wall."""
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for r in rows:
+        r["concurrent"] = r.get("concurrent") or "1"
+        r["card_s"] = r.get("card_s") or r["wall_s"]
+    return rows
 
 
 def main(argv: list[str]) -> int:
@@ -60,11 +80,12 @@ def main(argv: list[str]) -> int:
     row["imported_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ")
     out = ROOT / "results" / profile / "slices.tsv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a") as f:
-        if new:
-            f.write("\t".join(COLUMNS) + "\n")
-        f.write("\t".join(str(row[c]) for c in COLUMNS) + "\n")
+    rows = read(out) + [row]
+    tmp = out.with_suffix(".tsv.tmp")
+    with tmp.open("w") as f:
+        f.write("\t".join(COLUMNS) + "\n")
+        f.writelines("\t".join(str(r[c]) for c in COLUMNS) + "\n" for r in rows)
+    tmp.replace(out)
     print(f"slice_log: {row['wall_s']} s on {row['gpu'] or 'an unnamed card'} -> {out.relative_to(ROOT)}")
     return 0
 

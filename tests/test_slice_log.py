@@ -38,7 +38,25 @@ def test_a_slice_becomes_one_row(tmp_path):
                                     "180 records in runs.tgz\n")
     row = mod.parse(files)
     assert row == {"gpu": "NVIDIA H100 80GB HBM3", "commit": "f6f9e468a0f8", "exit": "0", "wall_s": "452",
-                   "records": "180", "args": "--profile paper --mode none usb"}
+                   "records": "180", "args": "--profile paper --mode none usb", "concurrent": "1", "card_s": "452"}
+
+
+def test_a_slice_that_shared_its_call_keeps_its_card_share_and_old_files_gain_the_columns(tmp_path, monkeypatch):
+    mod = _module()
+    files = _slice(tmp_path / "s", "sweep exit 0 after 500 s: --profile paper-labelfree\n90 records in runs.tgz\n"
+                                    "call: 2 slices in 530 s, card share 289 s\n")
+    row = mod.parse(files)
+    assert (row["wall_s"], row["concurrent"], row["card_s"]) == ("500", "2", "289")
+    # a slices.tsv written before the two columns: its rows ran alone, so their share is their wall
+    monkeypatch.setattr(mod, "ROOT", tmp_path)
+    old = tmp_path / "results" / "paper-labelfree" / "slices.tsv"
+    old.parent.mkdir(parents=True)
+    old.write_text("imported_at\tgpu\tcommit\texit\twall_s\trecords\targs\n"
+                   "2026-12-07T10:47Z\tNVIDIA H100 80GB HBM3\tf6f9e468a0f8\t0\t200\t180\t--profile x\n")
+    assert mod.main([str(files), "paper-labelfree"]) == 0
+    rows = mod.read(old)
+    assert [(r["wall_s"], r["concurrent"], r["card_s"]) for r in rows] == [("200", "1", "200"), ("500", "2", "289")]
+    assert old.read_text().splitlines()[0].split("\t") == list(mod.COLUMNS)
 
 
 def test_a_cut_slice_is_refused_in_one_line(tmp_path):
