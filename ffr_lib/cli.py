@@ -230,12 +230,22 @@ def pack(args: argparse.Namespace) -> int:
         if not store_dir.is_dir():
             raise UsageError(f"{store_dir}: no such results folder")
     from .results import ResultStore
+    from .tables import SHARES
 
     for store_dir in args.stores:
         store = ResultStore(store_dir)
+        # a record the store only copied from a store it shares is not committed twice: loading copies it again
+        dropped = 0
+        for other in (ResultStore(store_dir.parent / name) for name in SHARES.get(store_dir.name, ())):
+            for h in sorted(store.loose()):
+                if other.has(h) and other.get(h) == store.get(h):
+                    store.record_path(h).unlink()
+                    dropped += 1
         n = len(store.loose())
         path = store.pack()
-        print(f"{store_dir}: {n} loose records packed into {path}" if path else f"{store_dir}: nothing loose to pack")
+        copies = f" ({dropped} copies of a shared store's records left out)" if dropped else ""
+        print(f"{store_dir}: {n} loose records packed into {path}{copies}" if path
+              else f"{store_dir}: nothing loose to pack{copies}")
     return 0
 
 

@@ -30,7 +30,9 @@ export FFR_COMMIT PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 start=$(date +%s)
 timeout "${FFR_SLICE_SECONDS:-540}" python3 -m ffr_lib.cli sweep "${args[@]}" > "$OUT/sweep.log" 2>&1
-echo "sweep exit $? after $(( $(date +%s) - start )) s: ${args[*]}" >> "$OUT/sweep.log"
+status=$?
+echo >> "$OUT/sweep.log"  # a sweep cut by the timeout leaves its progress bar's line open
+echo "sweep exit $status after $(( $(date +%s) - start )) s: ${args[*]}" >> "$OUT/sweep.log"
 if [ -d "results/$profile/runs" ]; then
     tar czf "$OUT/runs.tgz" "results/$profile/runs"
     echo "$(ls "results/$profile/runs" | wc -l) records in runs.tgz" >> "$OUT/sweep.log"

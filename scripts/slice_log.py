@@ -1,8 +1,9 @@
 """One line per GPU slice into results/<profile>/slices.tsv: when, which card, which commit, the
 sweep's arguments, its exit status, wall seconds, how many records it brought, and its share of
-the card: `concurrent` slices ran in one call (scripts/device_slices.sh), and `card_s` is this
-slice's share of that call's wall (its wall where it ran alone). The grids' measured GPU time is
-the sum of `card_s` (issue #21). Called by scripts/import_slice.sh:
+the card: `concurrent` slices ran in one call (once, in session 12: docs/performance.md, "How the
+evidence runs proceed"; the log's line "call: N slices in S s, card share C s"), and `card_s` is
+this slice's share of that call's wall (its wall where it ran alone). The grids' measured GPU
+time is the sum of `card_s` (issue #21). Called by scripts/import_slice.sh:
 
     python scripts/slice_log.py FILES_AT PROFILE
 """
@@ -19,20 +20,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COLUMNS = ("imported_at", "gpu", "commit", "exit", "wall_s", "records", "args", "concurrent", "card_s")
-EXIT = re.compile(r"^sweep exit (\d+) after (\d+) s: (.*)$")
+EXIT = re.compile(r"sweep exit (\d+) after (\d+) s: (.*)$")  # a slice cut by its timeout leaves tqdm's bar before it
 RECORDS = re.compile(r"^(\d+) records in runs\.tgz$")
 CALL = re.compile(r"^call: (\d+) slices in (\d+) s, card share (\d+) s$")
 
 
 def _commit(runs: Path) -> str:
-    """The commit the slice's first record names (the copy on the GPU has no .git)."""
+    """The commit of the slice's newest record (the copy on the GPU has no .git; records a sweep
+    copied from a store it shares name the older commit that trained them)."""
     if not runs.is_file():
         return ""
+    newest = ("", "")
     with tarfile.open(runs) as tar:
         for member in tar:
             if member.isfile() and member.name.endswith(".json"):
-                return str(json.load(tar.extractfile(member)).get("commit", ""))[:12]
-    return ""
+                record = json.load(tar.extractfile(member))
+                newest = max(newest, (str(record.get("finished_at", "")), str(record.get("commit", ""))))
+    return newest[1][:12]
 
 
 def parse(files_at: Path) -> dict:
@@ -42,7 +46,7 @@ def parse(files_at: Path) -> dict:
         raise SystemExit(f"slice_log: {log}: no such file")
     row = {"gpu": "", "commit": "", "exit": "", "wall_s": "", "records": "", "args": "", "concurrent": "1", "card_s": ""}
     for line in log.read_text(errors="replace").splitlines():
-        if m := EXIT.match(line.strip()):
+        if m := EXIT.search(line.strip()):
             row.update(exit=m[1], wall_s=m[2], args=m[3])
         elif m := RECORDS.match(line.strip()):
             row["records"] = m[1]

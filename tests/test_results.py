@@ -178,3 +178,22 @@ def test_ffr_pack_packs_and_refuses_a_missing_folder(tmp_path, capsys):
     assert "3 loose records packed" in capsys.readouterr().out
     assert main(["pack", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.strip().endswith("nope: no such results folder")
+
+
+def test_ffr_pack_leaves_out_copies_of_a_shared_stores_records(tmp_path, capsys):
+    """paper-labelfree's sweep copies paper's records it reuses into its own folder (tables.SHARES);
+    packing leaves those copies out (loading copies them again), but keeps a record of the same
+    hash whose content differs, and every record of its own."""
+    from ffr_lib.cli import main
+
+    paper, free = ResultStore(tmp_path / "paper"), ResultStore(tmp_path / "paper-labelfree")
+    for h in ("a1", "b2"):
+        paper.write({"hash": h, "wa": 0.5})
+    free.write({"hash": "a1", "wa": 0.5})  # a copy
+    free.write({"hash": "b2", "wa": 0.7})  # same hash, other content: kept
+    free.write({"hash": "c3", "wa": 0.9})  # its own
+    assert main(["pack", str(tmp_path / "paper-labelfree")]) == 0
+    out = capsys.readouterr().out
+    assert "2 loose records packed" in out and "(1 copies of a shared store's records left out)" in out
+    reread = ResultStore(tmp_path / "paper-labelfree")
+    assert sorted(reread.packed()) == ["b2", "c3"] and not reread.loose()

@@ -24,11 +24,16 @@ def _slice(folder: Path, log: str) -> Path:
     folder.mkdir()
     (folder / "sweep.log").write_text(log)
     (folder / "gpu.txt").write_text("NVIDIA H100 80GB HBM3, 81559 MiB, 580.159.04\n")
+    # first a record the sweep copied from a store it shares (an older commit), then the slice's own
+    records = {"old": {"commit": "0123456789ab" * 3, "hash": "old", "finished_at": "2026-12-07T10:40:00+00:00"},
+               "abc": {"commit": "f6f9e468a0f8f7f130ea2f91bf16759aaf7d5cd1", "hash": "abc",
+                       "finished_at": "2026-12-07T15:00:00+00:00"}}
     with tarfile.open(folder / "runs.tgz", "w:gz") as tar:
-        data = json.dumps({"commit": "f6f9e468a0f8f7f130ea2f91bf16759aaf7d5cd1", "hash": "abc"}).encode()
-        info = tarfile.TarInfo("results/paper/runs/abc.json")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        for name, record in records.items():
+            data = json.dumps(record).encode()
+            info = tarfile.TarInfo(f"results/paper/runs/{name}.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return folder
 
 
@@ -43,10 +48,12 @@ def test_a_slice_becomes_one_row(tmp_path):
 
 def test_a_slice_that_shared_its_call_keeps_its_card_share_and_old_files_gain_the_columns(tmp_path, monkeypatch):
     mod = _module()
-    files = _slice(tmp_path / "s", "sweep exit 0 after 500 s: --profile paper-labelfree\n90 records in runs.tgz\n"
+    # cut by its timeout: the progress bar's last line runs into the exit line
+    files = _slice(tmp_path / "s", "runs:  21%| 91/425 [07:45<22:11]sweep exit 124 after 500 s: --profile paper-labelfree\n"
+                                    "90 records in runs.tgz\n"
                                     "call: 2 slices in 530 s, card share 289 s\n")
     row = mod.parse(files)
-    assert (row["wall_s"], row["concurrent"], row["card_s"]) == ("500", "2", "289")
+    assert (row["exit"], row["wall_s"], row["concurrent"], row["card_s"]) == ("124", "500", "2", "289")
     # a slices.tsv written before the two columns: its rows ran alone, so their share is their wall
     monkeypatch.setattr(mod, "ROOT", tmp_path)
     old = tmp_path / "results" / "paper-labelfree" / "slices.tsv"
