@@ -7,10 +7,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, str]:
+def _run(tmp_path: Path, *args: str, python: str = 'echo "python3 $*"') -> tuple[subprocess.CompletedProcess, str]:
     stub = tmp_path / "bin"
     stub.mkdir(exist_ok=True)
-    (stub / "python3").write_text('#!/bin/sh\necho "python3 $*"\n')
+    (stub / "python3").write_text(f"#!/bin/sh\n{python}\n")
     (stub / "nvidia-smi").write_text("#!/bin/sh\necho NVIDIA H100 80GB HBM3, 81559 MiB, 580\n")
     for f in stub.iterdir():
         f.chmod(0o755)
@@ -41,3 +41,11 @@ def test_a_whole_profile_and_a_missing_argument(tmp_path):
     proc, _ = _run(tmp_path, "paper")
     assert proc.returncode == 2 and "device_slice.sh PROFILE DATASET|all RATIO|all" in proc.stdout
 
+
+def test_a_sweep_cut_mid_bar_still_ends_with_its_exit_line(tmp_path):
+    """timeout kills the sweep with tqdm's bar line open; the exit line must start a line of its own
+    (scripts/slice_log.py reads it)."""
+    proc, log = _run(tmp_path, "paper", "shapes-binary", "0.99", "none", python='printf "runs:  40%%| 72/180"; exit 124')
+    assert proc.returncode == 0
+    assert log.splitlines()[:2] == ["runs:  40%| 72/180", "sweep exit 124 after 0 s: --profile paper --executor packed "
+                                    "--compile --results results --dataset shapes-binary --ratio 0.99 --mode none"]
