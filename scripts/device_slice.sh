@@ -28,9 +28,13 @@ args=(--profile "$profile" --executor packed --compile --results results)
 [ $# -gt 0 ] && args+=(--mode "$@")
 export FFR_COMMIT PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
+# the card's memory in use every 30 s, beside its name (a leak shows as a climb)
+nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader -l 30 >> "$OUT/gpu.txt" 2>&1 &
+smi=$!
 start=$(date +%s)
 timeout "${FFR_SLICE_SECONDS:-540}" python3 -m ffr_lib.cli sweep "${args[@]}" > "$OUT/sweep.log" 2>&1
 status=$?
+kill $smi 2>/dev/null
 echo >> "$OUT/sweep.log"  # a sweep cut by the timeout leaves its progress bar's line open
 echo "sweep exit $status after $(( $(date +%s) - start )) s: ${args[*]}" >> "$OUT/sweep.log"
 if [ -d "results/$profile/runs" ]; then

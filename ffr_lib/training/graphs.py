@@ -107,6 +107,14 @@ class StepGraph:
                 return self._side_stream(idx)
             return self._capture(idx)
 
+    def release(self) -> None:
+        """Drop the captured graphs and their static tensors; later calls run eagerly. A graph's
+        private memory pool goes back to the allocator only once the graph and every tensor
+        allocated from the pool (its static output, and the gradients a captured backward
+        wrote) are gone: see StageTrainer.release."""
+        self.captured.clear()
+        self.enabled = False
+
     def _side_stream(self, idx: torch.Tensor) -> torch.Tensor:
         """An eager step on a side stream, as PyTorch's CUDA-graph recipe warms up."""
         side = torch.cuda.Stream()

@@ -98,6 +98,7 @@ def train_packed(
                 row = trainers[i].close_epoch(preds[i])
             except Diverged as err:
                 failed[i] = err
+                trainers[i].release()
                 continue
             row["pack"] = k
         if on_epoch is not None:
