@@ -5,7 +5,7 @@ named; a slice that ran alone has its wall as its share), the
 estimate of the same runs by bench/grid_estimate.py's model, and the rest of the grid estimated
 by that model scaled by measured / estimated so far.
 
-    python bench/grid_progress.py --profiles paper paper-ablations
+    python bench/grid_progress.py --profiles paper paper-ablations paper-labelfree
 
 Model of the rest: grid_estimate's seconds (reference records `--records`, H200 / `--to-h100`) of
 the staged grid's runs not yet recorded, times the ratio of the measured slices' wall to the
@@ -59,7 +59,7 @@ def progress(profile: str, results: Path, rate: dict, refit: float, to_h100: flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profiles", nargs="+", default=["paper", "paper-ablations"])
+    parser.add_argument("--profiles", nargs="+", default=["paper", "paper-ablations", "paper-labelfree"])
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--records", type=Path, default=RESULTS / "records_r0.999_compose_ahead_h200.tgz",
                         help="grid_estimate's reference records")

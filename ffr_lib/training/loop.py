@@ -27,7 +27,7 @@ import torch
 
 from ..data.grouped import GroupedImages
 from ..metrics import Group, evaluate_predictions
-from .graphs import StepGraph, no_autotune
+from .graphs import StepGraph, no_autotune, return_pools
 from .methods import METHODS, group_ids, make_method
 from .models import Classifier
 
@@ -288,12 +288,9 @@ class StageTrainer:
 
     def release(self) -> None:
         """Free what only training needed, as soon as the stage ends: the step's CUDA graphs, the
-        gradients (on CUDA allocated from a graph's private pool, whose memory goes back only
-        once none of its tensors lives) and the best-epoch copy. Without this, anything that
-        outlived the stage and still reached the model (torch.compile's caches are known to)
-        kept a pack's whole pool reserved: a GPU sweep grew ~3 GiB a pack until, 21 packs in, CUDA
-        graph capture ran out of the card's memory and training fell back to eager
-        (docs/performance.md)."""
+        gradients (on CUDA allocated from a graph's private pool, which cannot be given back
+        while any of its tensors lives, e.g. through a model that torch.compile's caches keep)
+        and the best-epoch copy. The pools' memory itself goes back in `graphs.return_pools`."""
         self.graph.release()
         self.val_graph.release()
         self.model.zero_grad(set_to_none=True)
@@ -342,4 +339,6 @@ def train_stage(
         row = trainer.close_epoch(trainer.predict_val())
         if on_epoch is not None:
             on_epoch(row)
-    return trainer.finish()
+    result = trainer.finish()
+    return_pools(trainer.device, cuda_graphs)
+    return result

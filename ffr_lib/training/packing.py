@@ -28,6 +28,7 @@ import torch
 
 from ..data.grouped import GroupedImages
 from ..metrics import Group
+from .graphs import return_pools
 from .loop import Diverged, StageResult, StageTrainer
 from .models import Classifier
 
@@ -103,4 +104,6 @@ def train_packed(
             row["pack"] = k
         if on_epoch is not None:
             on_epoch(epoch, max((trainers[i].history[-1]["seconds"] for i in live if failed[i] is None), default=0.0))
-    return [failed[i] if failed[i] is not None else trainers[i].finish() for i in range(k)]
+    results = [failed[i] if failed[i] is not None else trainers[i].finish() for i in range(k)]
+    return_pools(device, cuda_graphs)
+    return results
