@@ -6,6 +6,13 @@ estimate of the same runs by bench/grid_estimate.py's model, and the rest of the
 by that model scaled by measured / estimated so far.
 
     python bench/grid_progress.py --profiles paper paper-ablations paper-labelfree
+    python bench/grid_progress.py --plan      # and the slices left, each with its command
+
+`--plan` lists what is left as slices of scripts/device_slice.sh: per profile, dataset and ratio,
+`paper`'s one-stage modes apart from FFR (docs/performance.md, "How the evidence runs
+proceed"), every other profile's modes together, a slice longer than one call cut into parts
+(`FFR_PART=K/N`, `ffr sweep --part`: whole stage-1 families each); each with its runs left (FFR
+stage 1 counts) and its scaled estimate.
 
 Model of the rest: grid_estimate's seconds (reference records `--records`, H200 / `--to-h100`) of
 the staged grid's runs not yet recorded, times the ratio of the measured slices' wall to the
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from pathlib import Path
 
 from _common import RESULTS, machine_info, table, write_json
@@ -24,7 +32,12 @@ from grid_breakdown import load_records
 from grid_estimate import estimate, rates, run_seconds
 
 from ffr_lib.results import ResultStore
+from ffr_lib.sweeps import staging
+from ffr_lib.sweeps.grids import unique
+from ffr_lib.sweeps.parts import split
+from ffr_lib.sweeps.plan import closure
 from ffr_lib.sweeps.profiles import get_profile
+from ffr_lib.tables import SHARES
 from ffr_lib.training.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +70,62 @@ def progress(profile: str, results: Path, rate: dict, refit: float, to_h100: flo
             "estimated_rest_s": rest["seconds"] / to_h100 * ratio}
 
 
+# a slice's estimated work at most: parts come out uneven (parts.split balances its own cost
+# model), and start and compiling take 20-65 s more, in a 540 s call
+SLICE_MINUTES = 7.0
+
+
+def slice_modes(profile: str, mode: str) -> str:
+    """The device_slice.sh modes of a run's slice: `paper` splits FFR from the one-stage modes."""
+    if profile != "paper":
+        return ""
+    return "ffr" if mode == "ffr" else "none usb asb"
+
+
+def _left(configs: list[RunConfig], records: dict[str, dict], seen: set[str]) -> list[RunConfig]:
+    """What a sweep of `configs` would still train (staging.resolve against `records`; a group
+    still choosing its stage-1 lr counts one candidate's stage 2s), less runs in `seen`."""
+    runnable, deferred, _ = staging.resolve(configs, records)
+    return [c for c in closure([*runnable, *staging.staged_count(deferred)]).values()
+            if c.hash not in records and c.hash not in seen]
+
+
+def plan(profile: str, results: Path, rate: dict, refit: float, to_h100: float, ratio: float,
+         seen: set[str], records: dict[str, dict]) -> list[dict]:
+    """The slices left of `profile`, by dataset, ratio and slice modes; a slice whose whole
+    estimate exceeds SLICE_MINUTES is cut into N parts (`FFR_PART=K/N`, parts.split: N from the
+    whole slice, so it stays the same from call to call). Per slice or part: the runs left
+    (against the records so far, which `records` collects over the profiles, as a sweep copies
+    an earlier profile's; less those counted under an earlier profile, `seen`) and their
+    estimate (grid_estimate's model times `ratio`, measured / estimated so far). Runs of a store
+    the profile shares (tables.SHARES) count toward no N, as in `ffr sweep --part`."""
+    store = results / profile
+    if store.is_dir():
+        records.update({r["hash"]: r for r in ResultStore(store).records()})
+    shared = {h for other in SHARES.get(profile, ()) for h in closure(get_profile(other).configs())}
+    groups: dict[tuple, list[RunConfig]] = {}
+    for c in unique(get_profile(profile).configs()):
+        groups.setdefault((c.dataset, c.ratio, slice_modes(profile, c.canonical().mode)), []).append(c)
+
+    def minutes(cs) -> float:
+        return sum(run_seconds(c, rate, refit) for c in cs) / to_h100 * ratio / 60
+
+    rows = []
+    for (dataset, r, modes), group in sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[0][1], kv[0][2])):
+        whole = [c for c in closure(staging.staged_count(group)).values() if c.hash not in shared]
+        n = max(1, math.ceil(minutes(whole) / SLICE_MINUTES))
+        for k, part in enumerate(split(group, n, shared) if n > 1 else [group], 1):
+            left = _left(part, records, seen)
+            seen.update(c.hash for c in left)
+            if not left:
+                continue
+            command = f"bash scripts/device_slice.sh {profile} {dataset} {r:g}" + (f" {modes}" if modes else "")
+            rows.append({"profile": profile, "dataset": dataset, "ratio": r, "modes": modes or "all",
+                         "part": f"{k}/{n}" if n > 1 else "", "runs_left": len(left), "minutes": minutes(left),
+                         "command": (f"FFR_PART={k}/{n} " if n > 1 else "") + command})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", nargs="+", default=["paper", "paper-ablations", "paper-labelfree"])
@@ -65,6 +134,7 @@ def main() -> None:
                         help="grid_estimate's reference records")
     parser.add_argument("--to-h100", type=float, default=0.92)
     parser.add_argument("--out", type=Path, default=RESULTS / "grid_progress.json")
+    parser.add_argument("--plan", action="store_true", help="also list the slices left, with their commands")
     args = parser.parse_args()
     rate, refit, _ = rates(load_records(args.records))
     seen: set[str] = set()  # as in grid_estimate: a run of an earlier profile counts there only
@@ -76,6 +146,16 @@ def main() -> None:
           ["profile", ("recorded", "runs recorded"), ("runs", "grid runs (before staging)"), "slices", "cards",
            ("measured_min", "measured min"), ("estimated_done_min", "estimate of those, min"),
            ("ratio", "measured / estimate"), ("rest_min", "rest, min (scaled estimate)")])
+    if args.plan:
+        seen, records = set(), {}
+        ratios = {r["profile"]: r["measured_over_estimate"] for r in rows}
+        left = [row for p in args.profiles
+                for row in plan(p, args.results, rate, refit, args.to_h100, ratios[p], seen, records)]
+        print(f"\nslices left (each: FFR_COMMIT=<commit> <command>; {sum(r['minutes'] for r in left):.0f} min in all)")
+        table([{**r, "ratio": f"{r['ratio']:g}", "minutes": round(r["minutes"], 1)} for r in left],
+              ["profile", "dataset", "ratio", "modes", "part", ("runs_left", "runs left"), ("minutes", "est. min"),
+               "command"])
+        return
     write_json(args.out, {"benchmark": "grid_progress", "reference": str(args.records), "to_h100": args.to_h100,
                           "profiles": rows, "machine": machine_info("cpu")})
     print(f"wrote {args.out}")

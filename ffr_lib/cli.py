@@ -195,9 +195,10 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded in each record)")
     p.add_argument("--cluster", default=None, help="slurm: submitit cluster (None = auto, 'local' = subprocesses)")
     p.add_argument("--ratio", type=float, nargs="+", help="only these bias ratios (a slice of the grid)")
-    p.add_argument("--mode", nargs="+", metavar="MODE",
-                   help="only the runs of these modes (none, usb, asb, ffr) and what they depend on: a slice that "
-                        "fits one GPU call (an FFR slice trains its stage 1 and its stage 2 in the same process)")
+    p.add_argument("--mode", nargs="+", metavar="MODE", help="only the runs of these modes (none, usb, asb, ffr) "
+                   "and what they depend on (an FFR slice trains its stage 1 and stage 2 in one process)")
+    p.add_argument("--part", metavar="K/N", help="only the K-th of N parts of equal work (whole cells; FFR stage 1s "
+                   "with their stage 2s) of the runs chosen so far: slices that fit one GPU call each")
     p.add_argument("--workers", type=int, default=2, help="processes: worker processes (default 2)")
     p.add_argument("--devices", nargs="+", metavar="DEVICE",
                    help="packed and gpus: the devices to spread the grid over, one worker process each "
@@ -215,16 +216,15 @@ def sweep(args: argparse.Namespace) -> int:
     from .sweeps.cli import sweep_command
 
     return sweep_command(args.profile, args.dataset, args.executor, args.results, args.device, args.threads,
-                         args.cluster, args.ratio, args.workers, args.compile, args.devices,
-                         allow_mixed_numerics=args.allow_mixed_numerics, debug=args.debug, modes=args.mode)
+                         args.cluster, args.ratio, args.workers, args.compile, args.devices, args.allow_mixed_numerics,
+                         args.debug, modes=args.mode, part=args.part)
 
 
 def _pack_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("stores", nargs="+", type=Path, metavar="STORE", help="results folders, e.g. results/paper")
 
 
-@command("pack", "move a store's loose run records into one compressed pack (what the repository commits)",
-         _pack_arguments)
+@command("pack", "move a store's loose run records into one compressed pack (what git commits)", _pack_arguments)
 def pack(args: argparse.Namespace) -> int:
     for store_dir in args.stores:
         if not store_dir.is_dir():

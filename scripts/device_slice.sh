@@ -7,6 +7,7 @@
 #        ... paper shapes-binary 0.95,0.97 none usb asb (two ratios in one process)
 #        ... paper shapes-binary 0.999 ffr               (FFR: stage 1, then stage 2 from the chosen one)
 #        ... paper-pilot all all                          (the whole pilot)
+#   FFR_PART=2/5 ... paper-ablations shapes-binary 0.99      (the 2nd of 5 parts of a long slice)
 #
 # Into $OUT: gpu.txt (the card), sweep.log, runs.tgz (the new loose records), and for paper's
 # shapes-animals 0.99 and 0.999 slices ckpt.tgz.* (the saliency study's checkpoints at that ratio,
@@ -18,7 +19,7 @@
 set -u
 : "${FFR_COMMIT:?set FFR_COMMIT to the commit being run}"
 : "${OUT:?run this on the device machine, where \$OUT is the output folder}"
-if [ $# -lt 3 ]; then sed -n 5,9p "$0"; exit 2; fi
+if [ $# -lt 3 ]; then sed -n 5,10p "$0"; exit 2; fi
 profile=$1 dataset=$2 ratio=$3
 shift 3
 args=(--profile "$profile" --executor packed --compile --results results)
@@ -26,6 +27,9 @@ args=(--profile "$profile" --executor packed --compile --results results)
 [ "$dataset" != all ] && IFS=, read -r -a sets <<< "$dataset" && args+=(--dataset "${sets[@]}")
 [ "$ratio" != all ] && IFS=, read -r -a ratios <<< "$ratio" && args+=(--ratio "${ratios[@]}")
 [ $# -gt 0 ] && args+=(--mode "$@")
+# FFR_PART=K/N: the K-th of N parts of about equal work (whole stage-1 families; `ffr sweep --part`),
+# for a slice too long for one call (bench/grid_progress.py --plan says which)
+[ -n "${FFR_PART:-}" ] && args+=(--part "$FFR_PART")
 export FFR_COMMIT PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 # the card's memory in use every 30 s, beside its name (a leak shows as a climb)

@@ -1,6 +1,7 @@
 """scripts/device_slice.sh builds the sweep the GPU call runs (python3 and nvidia-smi stubbed)."""
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -47,5 +48,14 @@ def test_a_sweep_cut_mid_bar_still_ends_with_its_exit_line(tmp_path):
     (scripts/slice_log.py reads it)."""
     proc, log = _run(tmp_path, "paper", "shapes-binary", "0.99", "none", python='printf "runs:  40%%| 72/180"; exit 124')
     assert proc.returncode == 0
-    assert log.splitlines()[:2] == ["runs:  40%| 72/180", "sweep exit 124 after 0 s: --profile paper --executor packed "
-                                    "--compile --results results --dataset shapes-binary --ratio 0.99 --mode none"]
+    first, exit_line = log.splitlines()[:2]
+    assert first == "runs:  40%| 72/180"
+    assert re.fullmatch(r"sweep exit 124 after \d+ s: --profile paper --executor packed --compile --results results "
+                        r"--dataset shapes-binary --ratio 0\.99 --mode none", exit_line)
+
+
+def test_a_part_goes_to_the_sweep(tmp_path, monkeypatch):
+    monkeypatch.setenv("FFR_PART", "2/5")
+    proc, log = _run(tmp_path, "paper-ablations", "shapes-binary", "0.99")
+    assert proc.returncode == 0
+    assert log.splitlines()[0].endswith("--dataset shapes-binary --ratio 0.99 --part 2/5")

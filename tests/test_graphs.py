@@ -188,7 +188,7 @@ def test_the_graph_pools_of_finished_packs_go_back_to_the_allocator():
     capture ran out of memory), even while the finished models live on."""
     data = compose(replace(TINY, mode="none"))
     kept, reserved = [], []
-    for pack in range(4):
+    for _ in range(4):
         models = [_model(s, "cuda") for s in range(4)]
         members = [PackMember(data.stages[-1], data.val, "erm", 1e-3, s) for s in range(4)]
         train_packed(models, members, data.groups, epochs=2, batch_size=64)

@@ -119,6 +119,29 @@ def report_errors(outcomes: Sequence[dict], debug: bool = False, stream=None) ->
             stream.write(str(first["error"]).rstrip() + "\n")
 
 
+def parse_part(text: str) -> tuple[int, int]:
+    """`--part K/N` -> (K, N), 1 <= K <= N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--part {text}: expected K/N, e.g. 2/5") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--part {text}: K must be between 1 and N")
+    return k, n
+
+
+def part_of(profile: str, configs: list, k: int, n: int) -> list:
+    """The K-th of N parts of `configs` (parts.split), runs of a store this profile shares weighing
+    nothing (bench/grid_progress.py --plan lists the same parts)."""
+    from ..tables import SHARES
+    from .parts import split
+    from .plan import closure
+    from .profiles import get_profile
+
+    shared = {h for other in SHARES.get(profile, ()) for h in closure(get_profile(other).configs())}
+    return split(configs, n, shared)[k - 1]
+
+
 def sweep_command(
     profile: str,
     datasets: list[str] | None,
@@ -134,10 +157,12 @@ def sweep_command(
     allow_mixed_numerics: bool = False,
     debug: bool = False,
     modes: list[str] | None = None,
+    part: str | None = None,
 ) -> int:
     chosen = check_arguments(profile, datasets, executor, threads, workers, compile_backend, devices)
     for mode in modes or ():
         names.check_name("mode", mode, names.MODES, "--mode")
+    k_of_n = parse_part(part) if part else None
     if executor != "dry":  # a dry run prints the plan, which needs no data
         check_data_roots(chosen)
 
@@ -154,6 +179,8 @@ def sweep_command(
         configs = [c for c in configs if c.ratio in ratios]
     if modes:  # a slice by mode (its dependencies come along in the plan's closure)
         configs = [c for c in configs if c.canonical().mode in modes]
+    if k_of_n:  # a K-th of the work, whole stage-1 families (parts.py)
+        configs = part_of(profile, configs, *k_of_n)
     if executor != "dry":
         check_synthetic_sets(*synthetic_sets_on_disk(configs))
     folder = Path(results) / profile

@@ -23,7 +23,7 @@ from ..training.config import RunConfig
 from .selection import CHAINS, rank_settings
 
 
-def _two_stage(config: RunConfig) -> RunConfig | None:
+def two_stage(config: RunConfig) -> RunConfig | None:
     """The two-stage FFR run (1-2 or 2-1) a config trains or refits (itself, or a refitting run's
     base), else None."""
     c = config.canonical()
@@ -41,17 +41,17 @@ def gated_groups(configs: Iterable[RunConfig]) -> dict[str, list[RunConfig]]:
     start from two or more stage-1 lrs."""
     groups: dict[str, list[RunConfig]] = {}
     for c in configs:
-        two = _two_stage(c)
+        two = two_stage(c)
         if two is not None:
             groups.setdefault(stage1_cell(two.prefix()), []).append(c.canonical())
-    return {k: v for k, v in groups.items() if len({_two_stage(c).pre_lr for c in v}) > 1}
+    return {k: v for k, v in groups.items() if len({two_stage(c).pre_lr for c in v}) > 1}
 
 
 def candidates(group: Sequence[RunConfig]) -> list[RunConfig]:
     """The stage-1 runs a gated group chooses among: every candidate lr, every seed."""
     seen: dict[str, RunConfig] = {}
     for c in group:
-        p = _two_stage(c).prefix()
+        p = two_stage(c).prefix()
         seen.setdefault(p.hash, p)
     return list(seen.values())
 
@@ -85,7 +85,7 @@ def resolve(configs: Sequence[RunConfig], records: Mapping[str, Mapping]) -> tup
         lr = choose([r for r in have if r.get("status", "ok") == "ok"])
         chosen[key] = lr
         if lr is not None:  # every stage 1 failed: nothing to train stage 2 from
-            runnable += [c for c in group if abs(_two_stage(c).pre_lr - lr) <= 1e-12 * max(1.0, lr)]
+            runnable += [c for c in group if abs(two_stage(c).pre_lr - lr) <= 1e-12 * max(1.0, lr)]
     return runnable, deferred, chosen
 
 
@@ -98,8 +98,8 @@ def staged_count(configs: Sequence[RunConfig]) -> list[RunConfig]:
     out = [c for c in configs if c.canonical().hash not in gated]
     for group in groups.values():
         out += candidates(group)
-        first = min(_two_stage(c).pre_lr for c in group)
-        out += [c for c in group if _two_stage(c).pre_lr == first]
+        first = min(two_stage(c).pre_lr for c in group)
+        out += [c for c in group if two_stage(c).pre_lr == first]
     return out
 
 
