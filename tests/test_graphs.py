@@ -195,4 +195,5 @@ def test_the_graph_pools_of_finished_packs_go_back_to_the_allocator():
         kept += models  # the models outlive their pack, as a compiled forward's caches can keep them
         torch.cuda.synchronize()
         reserved.append(torch.cuda.memory_reserved())
-    assert reserved[-1] <= reserved[1], reserved
+    # the kept models' own tensors may take a new 2 MiB segment; a pack's graph pools take far more
+    assert reserved[-1] - reserved[1] <= 16 * 2**20, reserved
