@@ -58,4 +58,3 @@ def split(configs: Sequence[RunConfig], n: int, shared: Set[str] = frozenset()) 
     for c in configs:
         parts[owner[family(c)]].append(c)
     return parts
-
