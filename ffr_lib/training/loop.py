@@ -289,7 +289,7 @@ class StageTrainer:
     def release(self) -> None:
         """Free what only training needed, as soon as the stage ends: the step's CUDA graphs, the
         gradients (on CUDA allocated from a graph's private pool, which cannot be given back
-        while any of its tensors lives, e.g. through a model that torch.compile's caches keep)
+        while any of its tensors lives, and a model may outlive its stage in torch.compile's caches)
         and the best-epoch copy. The pools' memory itself goes back in `graphs.return_pools`."""
         self.graph.release()
         self.val_graph.release()
