@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # the stub records each call; a training makes its --out folder with a file in it
 STUB = """#!/bin/sh
-echo "python3 $*" >> "$CALLS"
+echo "python3 $* [PYTHONPATH=$PYTHONPATH]" >> "$CALLS"
 out=""
 prev=""
 for a in "$@"; do [ "$prev" = "--out" ] && out="$a"; prev="$a"; done
@@ -42,6 +42,8 @@ def test_train_runs_both_layouts_and_sends_back_each_checkpoint_folder(tmp_path)
     trains = sorted(c for c in calls if "train_diffusion.py" in c)
     assert [t.split("--layout ")[1].split()[0] for t in trains] == ["animals", "binary"]
     assert all("--benchmark composite" in t and "--device cuda" in t and "--max-minutes 6" in t for t in trains)
+    # the scripts import ffr_lib from the repository root: it leads PYTHONPATH
+    assert all(f"[PYTHONPATH={tmp_path / 'work'}" in t for t in trains)
     for layout in ("binary", "animals"):
         with tarfile.open(tmp_path / "out" / f"diffusion-composite-{layout}.tgz") as tar:
             assert f"diffusion-composite-{layout}/model.safetensors" in tar.getnames()
