@@ -37,7 +37,7 @@ from ffr_lib.sweeps.grids import unique
 from ffr_lib.sweeps.parts import split
 from ffr_lib.sweeps.plan import closure
 from ffr_lib.sweeps.profiles import get_profile
-from ffr_lib.tables import SHARES
+from ffr_lib.tables import shared_runs
 from ffr_lib.training.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def plan(profile: str, results: Path, rate: dict, refit: float, to_h100: float, 
     store = results / profile
     if store.is_dir():
         records.update({r["hash"]: r for r in ResultStore(store).records()})
-    shared = {h for other in SHARES.get(profile, ()) for h in closure(get_profile(other).configs())}
+    shared = shared_runs(profile)
     groups: dict[tuple, list[RunConfig]] = {}
     for c in unique(get_profile(profile).configs()):
         groups.setdefault((c.dataset, c.ratio, slice_modes(profile, c.canonical().mode)), []).append(c)

@@ -35,6 +35,11 @@ METRICS = ("test_wa", "test_ba")
 # stores whose records another profile may reuse (same hash = same work): copied, never re-trained
 SHARES = {"quick-ablations": ("quick",), "paper-ablations": ("paper",), "paper-labelfree": ("paper",)}
 
+
+def shared_runs(profile: str) -> set[str]:
+    """Hashes of the runs (and their dependencies) of the profiles whose stores `profile` shares."""
+    return {h for other in SHARES.get(profile, ()) for h in closure(get_profile(other).configs())}
+
 BASE: dict = {"model": "resnet-small", "corruption": 0, "recipe": "balanced", "scale": 1.0, **SD_LIKE}
 MODE_SPECS: dict[str, dict] = {
     "None": {"mode": "none"},

@@ -133,13 +133,10 @@ def parse_part(text: str) -> tuple[int, int]:
 def part_of(profile: str, configs: list, k: int, n: int) -> list:
     """The K-th of N parts of `configs` (parts.split), runs of a store this profile shares weighing
     nothing (bench/grid_progress.py --plan lists the same parts)."""
-    from ..tables import SHARES
+    from ..tables import shared_runs
     from .parts import split
-    from .plan import closure
-    from .profiles import get_profile
 
-    shared = {h for other in SHARES.get(profile, ()) for h in closure(get_profile(other).configs())}
-    return split(configs, n, shared)[k - 1]
+    return split(configs, n, shared_runs(profile))[k - 1]
 
 
 def sweep_command(
