@@ -31,6 +31,9 @@ args=(--profile "$profile" --executor packed --compile --results results)
 # for a slice too long for one call (bench/grid_progress.py --plan says which)
 [ -n "${FFR_PART:-}" ] && args+=(--part "$FFR_PART")
 export FFR_COMMIT PYTHONUNBUFFERED=1
+# torch.compile's kernels in an ignored folder of the copy: a warm machine keeps it between calls,
+# so the next slice's process skips the compile its first packs would pay (TORCHINDUCTOR_CACHE_DIR)
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.cache/inductor}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 # the card's memory in use every 30 s, beside its name (a leak shows as a climb)
 nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader -l 30 >> "$OUT/gpu.txt" 2>&1 &

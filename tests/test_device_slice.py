@@ -59,3 +59,10 @@ def test_a_part_goes_to_the_sweep(tmp_path, monkeypatch):
     proc, log = _run(tmp_path, "paper-ablations", "shapes-binary", "0.99")
     assert proc.returncode == 0
     assert log.splitlines()[0].endswith("--dataset shapes-binary --ratio 0.99 --part 2/5")
+
+
+def test_the_compiled_kernels_stay_in_the_copy_between_calls(tmp_path, monkeypatch):
+    """The inductor cache goes to the repository's ignored .cache/, which a warm machine keeps."""
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    proc, log = _run(tmp_path, "paper", "shapes-binary", "0.99", python='echo "cache $TORCHINDUCTOR_CACHE_DIR"')
+    assert proc.returncode == 0 and log.splitlines()[0] == f"cache {tmp_path}/.cache/inductor"
