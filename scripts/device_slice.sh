@@ -35,8 +35,9 @@ export FFR_COMMIT PYTHONUNBUFFERED=1
 # so the next slice's process skips the compile its first packs would pay (TORCHINDUCTOR_CACHE_DIR)
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.cache/inductor}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
-# the card's memory in use every 30 s, beside its name (a leak shows as a climb)
-nvidia-smi --query-gpu=timestamp,memory.used --format=csv,noheader -l 30 >> "$OUT/gpu.txt" 2>&1 &
+# the card's memory in use and utilisation every 30 s, beside its name (a leak shows as a climb;
+# a low utilisation says the packs leave the card idle)
+nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -l 30 >> "$OUT/gpu.txt" 2>&1 &
 smi=$!
 start=$(date +%s)
 timeout "${FFR_SLICE_SECONDS:-540}" python3 -m ffr_lib.cli sweep "${args[@]}" > "$OUT/sweep.log" 2>&1
