@@ -14,7 +14,8 @@
 # float16, split at 15 MB): notebook 05 then runs the study here, e.g.
 #   ffr notebooks --only 05 -p ratio 0.99 -p fallback false -p figures_dir ../figures/paper/saliency-0.99
 # The sweep stops after FFR_SLICE_SECONDS (default 540) so that the call returns what finished;
-# records are written atomically, so a cut slice resumes in the next call.
+# records are written atomically and kept on the machine (.cache/slice-runs/), so a cut slice
+# resumes in the next call sent while the machine is warm, or, once imported here, in any later call.
 # Here, afterwards: bash scripts/import_slice.sh <files_at> PROFILE
 set -u
 : "${FFR_COMMIT:?set FFR_COMMIT to the commit being run}"
@@ -39,16 +40,24 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > 
 # a low utilisation says the packs leave the card idle)
 nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -l 30 >> "$OUT/gpu.txt" 2>&1 &
 smi=$!
+# The copy sent each call holds only what is committed (or untracked) here, so the records of an
+# earlier call on this warm machine would be gone and a cut slice would start over (and re-choose
+# FFR's stage 1: training on a GPU is not bitwise repeatable). They wait in the ignored
+# .cache/slice-runs/ and come back, older than the marker; runs.tgz takes only this call's own.
+kept=.cache/slice-runs/$profile
+mkdir -p "results/$profile/runs" "$kept"
+cp -p -n "$kept"/*.json "results/$profile/runs/" 2>/dev/null
+marker=$(mktemp)
 start=$(date +%s)
 timeout "${FFR_SLICE_SECONDS:-540}" python3 -m ffr_lib.cli sweep "${args[@]}" > "$OUT/sweep.log" 2>&1
 status=$?
 kill $smi 2>/dev/null
 echo >> "$OUT/sweep.log"  # a sweep cut by the timeout leaves its progress bar's line open
 echo "sweep exit $status after $(( $(date +%s) - start )) s: ${args[*]}" >> "$OUT/sweep.log"
-if [ -d "results/$profile/runs" ]; then
-    tar czf "$OUT/runs.tgz" "results/$profile/runs"
-    echo "$(ls "results/$profile/runs" | wc -l) records in runs.tgz" >> "$OUT/sweep.log"
-fi
+cp -p "results/$profile/runs"/*.json "$kept/" 2>/dev/null
+find "results/$profile/runs" -name '*.json' -newer "$marker" | sort > "$marker.new"
+tar czf "$OUT/runs.tgz" -T "$marker.new"
+echo "$(wc -l < "$marker.new") records in runs.tgz" >> "$OUT/sweep.log"
 if [ "$profile" = paper ] && [[ ",$dataset," == *,shapes-animals,* || "$dataset" = all ]]; then
     for r in 0.99 0.999; do
         if [[ ",$ratio," == *,$r,* || "$ratio" = all ]]; then

@@ -66,3 +66,21 @@ def test_the_compiled_kernels_stay_in_the_copy_between_calls(tmp_path, monkeypat
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     proc, log = _run(tmp_path, "paper", "shapes-binary", "0.99", python='echo "cache $TORCHINDUCTOR_CACHE_DIR"')
     assert proc.returncode == 0 and log.splitlines()[0] == f"cache {tmp_path}/.cache/inductor"
+
+
+def test_a_warm_machine_gives_the_next_call_the_records_of_the_last(tmp_path):
+    """Each call gets a fresh copy of the repository (no loose records); the records of the call
+    before come back from .cache/, and runs.tgz holds only the new ones."""
+    import shutil
+    import tarfile
+    sweep = 'ls results/paper/runs; n=$(ls results/paper/runs | wc -l); echo "{}" > results/paper/runs/r$n.json'
+    for call in (1, 2):
+        shutil.rmtree(tmp_path / "results", ignore_errors=True)  # the copy sent again
+        proc, log = _run(tmp_path, "paper", "shapes-binary", "0.99", "none", python=sweep)
+        assert proc.returncode == 0
+        with tarfile.open(tmp_path / "out" / "runs.tgz") as tar:
+            names = tar.getnames()
+        if call == 1:
+            assert names == ["results/paper/runs/r0.json"]
+    assert log.splitlines()[0] == "r0.json"  # the sweep of call 2 saw call 1's record
+    assert names == ["results/paper/runs/r1.json"] and "1 records in runs.tgz" in log
