@@ -29,7 +29,7 @@ from pathlib import Path
 
 from _common import RESULTS, machine_info, table, write_json
 from grid_breakdown import load_records
-from grid_estimate import estimate, rates, run_seconds
+from grid_estimate import rates, run_seconds
 
 from ffr_lib.results import ResultStore
 from ffr_lib.sweeps import staging
@@ -52,22 +52,27 @@ def slices(store: Path) -> list[dict]:
         return list(csv.DictReader(f, delimiter="\t"))
 
 
-def progress(profile: str, results: Path, rate: dict, refit: float, to_h100: float, seen: set[str]) -> dict:
-    """Recorded / total runs, measured wall, the estimate of the recorded runs and of the rest;
-    `seen`: runs counted under an earlier profile (whose records the sweep copies), grown here."""
+def progress(profile: str, results: Path, rate: dict, refit: float, to_h100: float, seen: set[str],
+             records: dict[str, dict]) -> dict:
+    """Recorded / total runs, measured wall, the estimate of the recorded runs and of the rest
+    (the runs a sweep would still train, as `--plan` counts them: stage-1 lrs already chosen
+    count their own stage 2s); `records` collects the stores' records over the profiles and
+    `seen` the runs left under an earlier profile (whose records the sweep copies), both grown here."""
     store = results / profile
-    configs = get_profile(profile).configs()
-    recorded = ResultStore(store).hashes() if store.is_dir() else set()
-    seen.update(recorded)
-    rest = estimate(configs, rate, refit, seen=seen)
-    done_est = sum(run_seconds(RunConfig.from_dict(r["config"]), rate, refit) for r in ResultStore(store).records()) / to_h100 if recorded else 0.0
+    configs = unique(get_profile(profile).configs())
+    own = {r["hash"]: r for r in ResultStore(store).records()} if store.is_dir() else {}
+    records.update(own)
+    left = _left(configs, records, seen)
+    seen.update(c.hash for c in left)
+    done_est = sum(run_seconds(RunConfig.from_dict(r["config"]), rate, refit) for r in own.values()) / to_h100
     lines = slices(store)
     wall = sum(float(s.get("card_s") or s["wall_s"]) for s in lines)  # slices that shared a call: their share
     ratio = wall / done_est if done_est > 0 and wall > 0 else 1.0
-    return {"profile": profile, "runs": len({c.hash for c in configs}), "recorded": len(recorded & {c.hash for c in configs}),
+    rest = sum(run_seconds(c, rate, refit) for c in left)
+    return {"profile": profile, "runs": len({c.hash for c in configs}), "recorded": len(set(own) & {c.hash for c in configs}),
             "slices": len(lines), "cards": sorted({s["gpu"] for s in lines}), "measured_s": wall,
             "estimated_done_s": done_est, "measured_over_estimate": ratio,
-            "estimated_rest_s": rest["seconds"] / to_h100 * ratio}
+            "estimated_rest_s": rest / to_h100 * ratio}
 
 
 # a slice's estimated work at most: parts come out uneven (parts.split balances its own cost
@@ -138,7 +143,8 @@ def main() -> None:
     args = parser.parse_args()
     rate, refit, _ = rates(load_records(args.records))
     seen: set[str] = set()  # as in grid_estimate: a run of an earlier profile counts there only
-    rows = [progress(p, args.results, rate, refit, args.to_h100, seen) for p in args.profiles]
+    records: dict[str, dict] = {}
+    rows = [progress(p, args.results, rate, refit, args.to_h100, seen, records) for p in args.profiles]
     table([{**r, "cards": ", ".join(r["cards"]) or "-", "measured_min": round(r["measured_s"] / 60, 1),
             "estimated_done_min": round(r["estimated_done_s"] / 60, 1),
             "ratio": round(r["measured_over_estimate"], 2), "rest_min": round(r["estimated_rest_s"] / 60)}

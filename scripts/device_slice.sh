@@ -36,9 +36,9 @@ export FFR_COMMIT PYTHONUNBUFFERED=1
 # so the next slice's process skips the compile its first packs would pay (TORCHINDUCTOR_CACHE_DIR)
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.cache/inductor}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
-# the card's memory in use and utilisation every 30 s, beside its name (a leak shows as a climb;
+# the card's memory in use and utilisation every 5 s, beside its name (a leak shows as a climb;
 # a low utilisation says the packs leave the card idle)
-nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -l 30 >> "$OUT/gpu.txt" 2>&1 &
+nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -l 5 >> "$OUT/gpu.txt" 2>&1 &
 smi=$!
 # The copy sent each call holds only what is committed (or untracked) here, so the records of an
 # earlier call on this warm machine would be gone and a cut slice would start over (and re-choose
