@@ -6,7 +6,8 @@ estimate of the same runs by bench/grid_estimate.py's model, and the rest of the
 by that model scaled by measured / estimated so far.
 
     python bench/grid_progress.py --profiles paper paper-ablations paper-labelfree
-    python bench/grid_progress.py --plan      # and the slices left, each with its command
+    python bench/grid_progress.py --plan      # and the slices left, each with its command,
+                                              # and grouped into GPU calls (--commit $(git rev-parse HEAD))
 
 `--plan` lists what is left as slices of scripts/device_slice.sh: per profile, dataset and ratio,
 `paper`'s one-stage modes apart from FFR (docs/performance.md, "How the evidence runs
@@ -131,6 +132,56 @@ def plan(profile: str, results: Path, rate: dict, refit: float, to_h100: float, 
     return rows
 
 
+# One GPU call: at most 10 minutes, of which the slices' sweeps get CALL_SECONDS (the rest: their
+# tars and checkpoint exports), and at most 8 files back (the device's limits): a slice brings 3
+# (gpu.txt, sweep.log, runs.tgz), a saliency slice up to 2 more, so 2 slices a call. A slice is not
+# begun in the last LEAST_SECONDS of a call (its process start and compiling would fill them).
+CALL_SECONDS = 540
+SLICES_PER_CALL = 2
+LEAST_SECONDS = 120
+# a slice's process before its first record, rounded up (session 14 on an H200, kernels cached:
+# first packs 38-59 s after the start, 72-91 s on a cold machine); each part of a cut slice pays it
+START_SECONDS = 60
+# what is left of a cut slice below this is within the estimate's noise and gets no call of its own
+NEGLIGIBLE_SECONDS = 30
+
+
+def calls(left: list[dict], seconds: float = CALL_SECONDS, per_call: int = SLICES_PER_CALL,
+          least: float = LEAST_SECONDS) -> list[list[tuple[dict, float]]]:
+    """The slices left, in `--plan`'s order, as GPU calls of (slice, sweep seconds): each call
+    takes `seconds` of the queue's estimated work (each slice's START_SECONDS added), at most
+    `per_call` slices; a slice that does not
+    fit is cut and goes on in the next call (a warm machine keeps its records and checkpoints,
+    scripts/device_slice.sh) unless a negligible rest is left; no slice is begun in a call's last
+    `least` seconds, which go to its last slice."""
+    queue = [[row, row["minutes"] * 60] for row in left]
+    out: list[list[tuple[dict, float]]] = []
+    while queue:
+        group: list[list] = []
+        budget = seconds
+        while queue and len(group) < per_call and (not group or budget >= least):
+            row, need = queue[0]
+            share = min(START_SECONDS + need, budget)
+            group.append([row, share])
+            budget -= share
+            if need - (share - START_SECONDS) >= NEGLIGIBLE_SECONDS:
+                queue[0][1] = need - (share - START_SECONDS)
+                break
+            queue.pop(0)  # done, or within the estimate's noise
+        group[-1][1] += budget
+        out.append([(row, share) for row, share in group])
+    return out
+
+
+def call_command(group: list[tuple[dict, float]], commit: str) -> str:
+    """One call's command line: each slice into its own folder of $OUT (a, b; import them all with
+    scripts/import_call.sh), its sweep stopped after its seconds."""
+    folders = [f"$OUT/{chr(ord('a') + i)}" for i in range(len(group))]
+    steps = [f"OUT={folder} FFR_SLICE_SECONDS={int(share)} {row['command']}"
+             for folder, (row, share) in zip(folders, group, strict=True)]
+    return f"export FFR_COMMIT={commit}; mkdir -p {' '.join(folders)}; " + "; ".join(steps)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", nargs="+", default=["paper", "paper-ablations", "paper-labelfree"])
@@ -140,6 +191,7 @@ def main() -> None:
     parser.add_argument("--to-h100", type=float, default=0.92)
     parser.add_argument("--out", type=Path, default=RESULTS / "grid_progress.json")
     parser.add_argument("--plan", action="store_true", help="also list the slices left, with their commands")
+    parser.add_argument("--commit", default="<commit>", help="FFR_COMMIT in the calls' commands (the full hash)")
     args = parser.parse_args()
     rate, refit, _ = rates(load_records(args.records))
     seen: set[str] = set()  # as in grid_estimate: a run of an earlier profile counts there only
@@ -161,6 +213,13 @@ def main() -> None:
         table([{**r, "ratio": f"{r['ratio']:g}", "minutes": round(r["minutes"], 1)} for r in left],
               ["profile", "dataset", "ratio", "modes", "part", ("runs_left", "runs left"), ("minutes", "est. min"),
                "command"])
+        # the stores nearest completion first: a complete store is judged
+        rest = {p: sum(r["minutes"] for r in left if r["profile"] == p) for p in args.profiles}
+        grouped = calls(sorted(left, key=lambda r: rest[r["profile"]]))
+        print(f"\nas {len(grouped)} GPU calls (send each while the machine is warm; then "
+              "`bash scripts/import_call.sh <files_at>`):")
+        for i, group in enumerate(grouped, 1):
+            print(f"{i:>3}. {call_command(group, args.commit)}")
         return
     write_json(args.out, {"benchmark": "grid_progress", "reference": str(args.records), "to_h100": args.to_h100,
                           "profiles": rows, "machine": machine_info("cpu")})
