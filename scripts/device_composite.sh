@@ -15,13 +15,7 @@ set -u
 : "${OUT:?run this on the device machine, where \$OUT is the output folder}"
 if [ $# -ne 1 ] || { [ "$1" != train ] && [ "$1" != checks ]; }; then sed -n 6,7p "$0"; exit 2; fi
 export FFR_COMMIT PYTHONUNBUFFERED=1
-# scripts/*.py import ffr_lib from the repository root (nothing is installed there), then the wheels
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-        || exit 1
-    export PYTHONPATH="$PYTHONPATH:/tmp/site"
-fi
+source "$(dirname "$0")/device_env.sh"  # PYTHONPATH: the repository root, then the carried wheels
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
 # the scene photographs and the digits load, or the call stops here
 python3 -c "from ffr_lib.data.composite import CompositeConfig, load_composite; load_composite(CompositeConfig())" \

