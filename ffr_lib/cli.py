@@ -97,6 +97,9 @@ def _check_generate(args: argparse.Namespace) -> tuple[str, Path | None]:
                          f"({', '.join(own)}), not {dataset}; use --generator sd")
     if generator == "diffusion" and not args.model:
         raise UsageError("--generator diffusion needs --model: a checkpoint folder (scripts/train_diffusion.py)")
+    if generator == "diffusion" and not (Path(args.model) / "config.json").is_file():
+        raise UsageError(f"--model {args.model}: not a diffusion checkpoint folder (no config.json; "
+                         "scripts/train_diffusion.py makes one)")
     for flag, value in (("--fingerprint", args.fingerprint), ("--fidelity", args.fidelity)):
         if not 0.0 <= value <= 1.0:
             raise UsageError(f"{flag} must be in [0, 1], got {value}")

@@ -181,6 +181,9 @@ def test_missing_synthetic_sets_fail_once_before_training(capsys, tmp_path, monk
      "(shapes-binary, shapes-animals, composite-binary, composite-animals), not celeba-hq; use --generator sd"),
     (["generate", "--dataset", "shapes-binary", "--generator", "diffusion", "--out", "x"],
      "ffr generate: --generator diffusion needs --model: a checkpoint folder (scripts/train_diffusion.py)"),
+    (["generate", "--dataset", "composite-binary", "--generator", "diffusion", "--model", "no/such", "--out", "x"],
+     "ffr generate: --model no/such: not a diffusion checkpoint folder (no config.json; scripts/train_diffusion.py "
+     "makes one)"),
     (["generate", "--dataset", "shapes-binary", "--root", "x", "--out", "x"],
      "ffr generate: --root: shapes-binary is the embedded world and reads no folder"),
     (["generate", "--dataset", "shapes-binary", "--fidelity", "2", "--out", "x"],
