@@ -5,15 +5,20 @@
 #
 #   FFR_COMMIT=<commit> bash scripts/device_composite.sh train    # both layouts at once, 6 min each
 #   FFR_COMMIT=<commit> bash scripts/device_composite.sh checks   # detector, transfer, lean (models committed)
+#   FFR_COMMIT=<commit> bash scripts/device_composite.sh sets     # the composite profile's synthetic sets
 #
 # Into $OUT: gpu.txt; train: train-composite-<layout>.txt and diffusion-composite-<layout>.tgz (the
-# checkpoint folder); checks: checks-composite-<layout>.txt and checks.tgz. Here, afterwards:
+# checkpoint folder); checks: checks-composite-<layout>.txt and checks.tgz; sets:
+# sets-composite-<layout>.txt and sets-manifests.tgz (each set's manifest: every image's sha1). The
+# sets themselves (~0.5 GB) stay on the machine, in the ignored .cache/synthetic that a warm machine
+# keeps and device_slice.sh reads (FFR_SYNTHETIC_ROOT); a set cut by the call's end resumes in the
+# next call. Here, afterwards:
 #   tar xzf <files_at>/diffusion-composite-binary.tgz -C models   (and animals), or
 #   tar xzf <files_at>/checks.tgz -C models
 set -u
 : "${FFR_COMMIT:?set FFR_COMMIT to the commit being run}"
 : "${OUT:?run this on the device machine, where \$OUT is the output folder}"
-if [ $# -ne 1 ] || { [ "$1" != train ] && [ "$1" != checks ]; }; then sed -n 6,7p "$0"; exit 2; fi
+if [ $# -ne 1 ] || { [ "$1" != train ] && [ "$1" != checks ] && [ "$1" != sets ]; }; then sed -n 6,8p "$0"; exit 2; fi
 export FFR_COMMIT PYTHONUNBUFFERED=1
 source "$(dirname "$0")/device_env.sh"  # PYTHONPATH: the repository root, then the carried wheels
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
@@ -33,6 +38,17 @@ if [ "$1" = train ]; then
         [ -d "$work/diffusion-composite-$L" ] && tar czf "$OUT/diffusion-composite-$L.tgz" -C "$work" "diffusion-composite-$L"
         tail -n 3 "$OUT/train-composite-$L.txt"
     done
+elif [ "$1" = sets ]; then
+    # docs/composite.md "Generators": 3,500 a group (USB's largest need at 0.999 and the synthetic test)
+    root=.cache/synthetic
+    for L in "${layouts[@]}"; do
+        total=14000; [ "$L" = animals ] && total=28000
+        python3 -m ffr_lib.cli generate --dataset "composite-$L" --generator diffusion --model "models/diffusion-composite-$L" \
+            --recipe balanced --ratio 0.999 --total "$total" --batch-size 50 --out "$root/composite-$L/balanced" \
+            > "$OUT/sets-composite-$L.txt" 2>&1
+        tail -n 2 "$OUT/sets-composite-$L.txt"
+    done
+    (cd "$root" && tar czf "$OUT/sets-manifests.tgz" composite-*/balanced/manifest.csv)
 else
     for L in "${layouts[@]}"; do
         python3 scripts/composite_checks.py --what generator --layout "$L" --generator "models/diffusion-composite-$L" \

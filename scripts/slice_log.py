@@ -3,7 +3,8 @@ sweep's arguments, its exit status, wall seconds, how many records it brought, a
 the card: `concurrent` slices ran in one call (once, in session 12: docs/performance.md, "How the
 evidence runs proceed"; the log's line "call: N slices in S s, card share C s"), and `card_s` is
 this slice's share of that call's wall (its wall where it ran alone). The grids' measured GPU
-time is the sum of `card_s` (issue #21). Called by scripts/import_slice.sh:
+time is the sum of `card_s` (issue #21). `synthetic`: the synthetic sets on disk the slice could
+read (generator 'disk', the composite profiles), each as folder:digest of its manifest. Called by scripts/import_slice.sh:
 
     python scripts/slice_log.py FILES_AT PROFILE
 """
@@ -19,10 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = ("imported_at", "gpu", "commit", "exit", "wall_s", "records", "args", "concurrent", "card_s")
+COLUMNS = ("imported_at", "gpu", "commit", "exit", "wall_s", "records", "args", "concurrent", "card_s", "synthetic")
 EXIT = re.compile(r"sweep exit (\d+) after (\d+) s: (.*)$")  # a slice cut by its timeout leaves tqdm's bar before it
 RECORDS = re.compile(r"^(\d+) records in runs\.tgz$")
 CALL = re.compile(r"^call: (\d+) slices in (\d+) s, card share (\d+) s$")
+SET = re.compile(r"^synthetic set (\S+)/manifest\.csv: sha1 ([0-9a-f]+)$")  # sets on disk (generator 'disk')
 
 
 def _commit(runs: Path) -> str:
@@ -44,7 +46,9 @@ def parse(files_at: Path) -> dict:
     log = files_at / "sweep.log"
     if not log.is_file():
         raise SystemExit(f"slice_log: {log}: no such file")
-    row = {"gpu": "", "commit": "", "exit": "", "wall_s": "", "records": "", "args": "", "concurrent": "1", "card_s": ""}
+    row = {"gpu": "", "commit": "", "exit": "", "wall_s": "", "records": "", "args": "", "concurrent": "1", "card_s": "",
+           "synthetic": ""}
+    sets = []
     for line in log.read_text(errors="replace").splitlines():
         if m := EXIT.search(line.strip()):
             row.update(exit=m[1], wall_s=m[2], args=m[3])
@@ -52,6 +56,9 @@ def parse(files_at: Path) -> dict:
             row["records"] = m[1]
         elif m := CALL.match(line.strip()):
             row.update(concurrent=m[1], card_s=m[3])
+        elif m := SET.match(line.strip()):
+            sets.append(f"{m[1]}:{m[2]}")
+    row["synthetic"] = " ".join(sets)
     if not row["wall_s"]:
         raise SystemExit(f"slice_log: {log}: no 'sweep exit N after S s: ARGS' line (was the slice cut?)")
     row["card_s"] = row["card_s"] or row["wall_s"]
@@ -72,6 +79,7 @@ def read(path: Path) -> list[dict]:
     for r in rows:
         r["concurrent"] = r.get("concurrent") or "1"
         r["card_s"] = r.get("card_s") or r["wall_s"]
+        r["synthetic"] = r.get("synthetic") or ""  # sets on disk the slice could read (none before the column)
     return rows
 
 

