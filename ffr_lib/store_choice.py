@@ -56,17 +56,33 @@ class StoreChoice:
         return self.sweep_profile != self.requested
 
 
+def _state(folder: Path) -> tuple:
+    """What a store holds, as cheaply as the file system says it: each pack's and loose record's
+    name, size and modification time (a record written, packed or replaced changes it)."""
+    files = [*sorted((folder / "packs").glob("*.jsonl.gz")), *sorted((folder / "runs").glob("*.json"))]
+    return tuple((f.name, st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),))
+
+
+_PROGRESS: dict[tuple, StoreProgress] = {}  # (profile, stores' states) -> its progress, this process
+
+
 def store_progress(profile: str, results: str | Path) -> StoreProgress:
     """Records of `profile`'s runs in `<results>/<profile>` or a store it shares (tables.SHARES),
     out of the runs a complete store holds (staged search's discarded stage 2s are not counted:
-    sweeps.staging.required); reads only, never creates a folder."""
+    sweeps.staging.required); reads only, never creates a folder. Kept per process while the
+    stores are unchanged: `ffr figures` asks for the same store's progress nine times, and each
+    answer plans the whole grid (~10 s for `paper`)."""
     from .results import ResultStore
     from .sweeps.profiles import get_profile
     from .tables import SHARES, staged_needs
 
-    stores = [ResultStore(Path(results) / name) for name in (profile, *SHARES.get(profile, ()))]
-    needed, lacking = staged_needs(get_profile(profile).configs(), [s for s in stores if s.folder.is_dir()])
-    return StoreProgress(profile, len(needed) - len(lacking), len(needed))
+    folders = [Path(results).resolve() / name for name in (profile, *SHARES.get(profile, ()))]
+    key = (profile, *((str(f), _state(f)) for f in folders if f.is_dir()))
+    if key not in _PROGRESS:
+        stores = [ResultStore(f) for f in folders if f.is_dir()]
+        needed, lacking = staged_needs(get_profile(profile).configs(), stores)
+        _PROGRESS[key] = StoreProgress(profile, len(needed) - len(lacking), len(needed))
+    return _PROGRESS[key]
 
 
 def _where(path: str | Path) -> str:

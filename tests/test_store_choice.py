@@ -37,6 +37,24 @@ def test_progress_counts_records_and_creates_no_folder(tmp_path):
     assert (progress.recorded, progress.total, progress.complete) == (n, n + 1, False)
 
 
+def test_progress_is_planned_once_while_the_store_is_unchanged(tmp_path, monkeypatch):
+    import ffr_lib.tables as tables
+
+    calls = []
+    real = tables.staged_needs
+    monkeypatch.setattr(tables, "staged_needs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    n = fill(tmp_path, CPU_PROFILE, drop=1)
+    assert store_progress(CPU_PROFILE, tmp_path) == store_progress(CPU_PROFILE, tmp_path)
+    assert len(calls) == 1
+    # a new record changes the store: planned again, and counted
+    last = get_profile(CPU_PROFILE).configs()[-1]
+    ResultStore(tmp_path / CPU_PROFILE).write({"hash": last.hash, "config": last.to_dict(), "status": "ok"})
+    progress = store_progress(CPU_PROFILE, tmp_path)
+    assert len(calls) == 2 and (progress.recorded, progress.complete) == (n + 1, True)
+    ResultStore(tmp_path / CPU_PROFILE).pack()  # the same records, packed: another state, the same answer
+    assert store_progress(CPU_PROFILE, tmp_path) == progress and len(calls) == 3
+
+
 def test_shared_records_count_for_the_ablations_store(tmp_path):
     fill(tmp_path, CPU_PROFILE)
     shared = {c.hash for c in get_profile(CPU_PROFILE).configs()}
