@@ -70,8 +70,8 @@ def store_progress(profile: str, results: str | Path) -> StoreProgress:
     """Records of `profile`'s runs in `<results>/<profile>` or a store it shares (tables.SHARES),
     out of the runs a complete store holds (staged search's discarded stage 2s are not counted:
     sweeps.staging.required); reads only, never creates a folder. Kept per process while the
-    stores are unchanged: `ffr figures` asks for the same store's progress nine times, and each
-    answer plans the whole grid (~10 s for `paper`)."""
+    stores are unchanged: `ffr figures` asks nine times, for `paper` twice, and each answer
+    plans the whole grid (~9 s for `paper`)."""
     from .results import ResultStore
     from .sweeps.profiles import get_profile
     from .tables import SHARES, staged_needs
