@@ -86,7 +86,7 @@ def _generate_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_generate(args: argparse.Namespace) -> tuple[str, Path | None]:
     """The generator and the real dataset's root of an `ffr generate` call, checked without heavy imports."""
-    from .preflight import real_data_root
+    from .preflight import diffusion_checkpoint, real_data_root
 
     dataset = names.check_name("dataset", args.dataset, names.DATASETS, "--dataset")
     builtin = names.kind(dataset) != "real"  # the world and the composite benchmark render their own
@@ -95,11 +95,8 @@ def _check_generate(args: argparse.Namespace) -> tuple[str, Path | None]:
         own = names.WORLD_DATASETS + names.COMPOSITE_DATASETS
         raise UsageError(f"--generator {generator} renders the embedded world and the composite benchmark only "
                          f"({', '.join(own)}), not {dataset}; use --generator sd")
-    if generator == "diffusion" and not args.model:
-        raise UsageError("--generator diffusion needs --model: a checkpoint folder (scripts/train_diffusion.py)")
-    if generator == "diffusion" and not (Path(args.model) / "config.json").is_file():
-        raise UsageError(f"--model {args.model}: not a diffusion checkpoint folder (no config.json; "
-                         "scripts/train_diffusion.py makes one)")
+    if generator == "diffusion":
+        diffusion_checkpoint(args.model)
     for flag, value in (("--fingerprint", args.fingerprint), ("--fidelity", args.fidelity)):
         if not 0.0 <= value <= 1.0:
             raise UsageError(f"{flag} must be in [0, 1], got {value}")

@@ -1,5 +1,5 @@
 """Checks of what a job reads from disk, made once before anything trains or renders: the real
-datasets' root folders and the synthetic sets of generator 'disk'. Each failure is a UsageError
+datasets' root folders, the synthetic sets of generator 'disk' and a diffusion checkpoint. Each failure is a UsageError
 (one line: the folder, what is wrong, the layout expected), never one error per run.
 
 Imports nothing heavy; the layouts are ffr_lib.names.REAL_LAYOUTS (the README's "Real datasets").
@@ -66,3 +66,13 @@ def check_synthetic_sets(sets: Iterable[tuple[str, str]], runs: int, env: Mappin
             raise UsageError(f"${SYNTHETIC_ROOT_ENV}/{dataset}/{kind}: {folder} holds no set made by `ffr generate` "
                              f"(no {SYNTHETIC_MANIFEST}); make it with `ffr generate --dataset {dataset} "
                              f"--recipe {kind} --out {folder}`")
+
+
+def diffusion_checkpoint(model: str | None) -> None:
+    """`ffr generate --generator diffusion --model FOLDER`: a checkpoint folder of
+    scripts/train_diffusion.py (its config.json), checked before the generator's imports."""
+    if not model:
+        raise UsageError("--generator diffusion needs --model: a checkpoint folder (scripts/train_diffusion.py)")
+    if not (Path(model) / "config.json").is_file():
+        raise UsageError(f"--model {model}: not a diffusion checkpoint folder (no config.json; "
+                         "scripts/train_diffusion.py makes one)")
