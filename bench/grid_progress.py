@@ -101,13 +101,10 @@ def plan(profile: str, results: Path, rate: dict, refit: float, to_h100: float, 
     """The slices left of `profile`, by dataset, ratio and slice modes; a slice whose whole
     estimate exceeds SLICE_MINUTES is cut into N parts (`FFR_PART=K/N`, parts.split: N from the
     whole slice, so it stays the same from call to call). Per slice or part: the runs left
-    (against the records so far, which `records` collects over the profiles, as a sweep copies
-    an earlier profile's; less those counted under an earlier profile, `seen`) and their
+    (against `records`, the stores' records that `progress` collected; less those counted under
+    an earlier profile, `seen`) and their
     estimate (grid_estimate's model times `ratio`, measured / estimated so far). Runs of a store
     the profile shares (tables.SHARES) count toward no N, as in `ffr sweep --part`."""
-    store = results / profile
-    if store.is_dir():
-        records.update({r["hash"]: r for r in ResultStore(store).records()})
     shared = shared_runs(profile)
     groups: dict[tuple, list[RunConfig]] = {}
     for c in unique(get_profile(profile).configs()):
@@ -150,10 +147,9 @@ def calls(left: list[dict], seconds: float = CALL_SECONDS, per_call: int = SLICE
           least: float = LEAST_SECONDS) -> list[list[tuple[dict, float]]]:
     """The slices left, in `--plan`'s order, as GPU calls of (slice, sweep seconds): each call
     takes `seconds` of the queue's estimated work (each slice's START_SECONDS added), at most
-    `per_call` slices; a slice that does not
-    fit is cut and goes on in the next call (a warm machine keeps its records and checkpoints,
-    scripts/device_slice.sh) unless a negligible rest is left; no slice is begun in a call's last
-    `least` seconds, which go to its last slice."""
+    `per_call` slices; a slice that does not fit is cut and goes on in the next call (a warm
+    machine keeps its records and checkpoints, scripts/device_slice.sh) unless a negligible rest
+    is left; no slice is begun in a call's last `least` seconds, which go to its last slice."""
     queue = [[row, row["minutes"] * 60] for row in left]
     out: list[list[tuple[dict, float]]] = []
     while queue:
@@ -205,7 +201,7 @@ def main() -> None:
            ("measured_min", "measured min"), ("estimated_done_min", "estimate of those, min"),
            ("ratio", "measured / estimate"), ("rest_min", "rest, min (scaled estimate)")])
     if args.plan:
-        seen, records = set(), {}
+        seen = set()  # the runs left are counted afresh, slice by slice; `records` is progress's
         ratios = {r["profile"]: r["measured_over_estimate"] for r in rows}
         left = [row for p in args.profiles
                 for row in plan(p, args.results, rate, refit, args.to_h100, ratios[p], seen, records)]

@@ -1,6 +1,7 @@
 """Checks of what a job reads from disk, made once before anything trains or renders: the real
-datasets' root folders, the synthetic sets of generator 'disk' and a diffusion checkpoint. Each failure is a UsageError
-(one line: the folder, what is wrong, the layout expected), never one error per run.
+datasets' root folders, the synthetic sets of generator 'disk' and a diffusion checkpoint. Each
+failure is a UsageError (one line: the folder, what is wrong, the layout expected), never one
+error per run.
 
 Imports nothing heavy; the layouts are ffr_lib.names.REAL_LAYOUTS (the README's "Real datasets").
 """
