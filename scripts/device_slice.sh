@@ -10,8 +10,8 @@
 #   FFR_PART=2/5 ... paper-ablations shapes-binary 0.99      (the 2nd of 5 parts of a long slice)
 #
 # Into $OUT: gpu.txt (the card), sweep.log, runs.tgz (the new loose records), and for paper's
-# shapes-animals 0.99 and 0.999 slices ckpt.tgz.* (the saliency study's checkpoints at that ratio,
-# float16, split at 15 MB): notebook 05 then runs the study here, e.g.
+# shapes-animals 0.99 and 0.999 slices ckpt.tgz.* (the saliency study's checkpoints at that ratio
+# that the slice trained, float16, split at 15 MB): notebook 05 then runs the study here, e.g.
 #   ffr notebooks --only 05 -p ratio 0.99 -p fallback false -p figures_dir ../figures/paper/saliency-0.99
 # The sweep stops after FFR_SLICE_SECONDS (default 540) so that the call returns what finished;
 # records are written atomically and kept on the machine (.cache/slice-runs/), so a cut slice
@@ -68,13 +68,20 @@ find "results/$profile/runs" -name '*.json' -newer "$marker" | sort > "$marker.n
 tar czf "$OUT/runs.tgz" -T "$marker.new"
 echo "$(wc -l < "$marker.new") records in runs.tgz" >> "$OUT/sweep.log"
 if [ "$profile" = paper ] && [[ ",$dataset," == *,shapes-animals,* || "$dataset" = all ]]; then
+    # only the checkpoints of this slice's new records: the store on a warm machine also holds those
+    # an earlier slice sent, and a call returns 8 files (session 15 lost a slice's runs.tgz so)
+    ckpt=$(mktemp -d)
     for r in 0.99 0.999; do
         if [[ ",$ratio," == *,$r,* || "$ratio" = all ]]; then
-            python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out /tmp/ckpt --half --ratio "$r" --seeds 0 1 2 >> "$OUT/sweep.log" 2>&1
+            python3 -m ffr_lib.cli export-checkpoints "results/$profile" --out "$ckpt" --half --ratio "$r" --seeds 0 1 2 >> "$OUT/sweep.log" 2>&1
         fi
     done
-    if [ -n "$(ls /tmp/ckpt 2>/dev/null)" ]; then
-        tar cz -C /tmp/ckpt . | split -b 15M - "$OUT/ckpt.tgz."
+    for f in "$ckpt"/*; do
+        [ -e "$f" ] && ! grep -q "/$(basename "${f%.*}").json\$" "$marker.new" && rm -f "$f"
+    done
+    if [ -n "$(ls "$ckpt")" ]; then
+        echo "$(ls "$ckpt" | wc -l) new checkpoints in ckpt.tgz.*" >> "$OUT/sweep.log"
+        tar cz -C "$ckpt" . | split -b 15M - "$OUT/ckpt.tgz."
     fi
 fi
 tail -n 4 "$OUT/sweep.log"

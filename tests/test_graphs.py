@@ -188,9 +188,12 @@ def test_the_graph_pools_of_finished_packs_go_back_to_the_allocator(fixed, monke
     """Pack after pack, reserved memory stays about flat (before the fix every pack's graph pools
     stayed: ~3 GiB more a pack of 8 in the paper sweep on an H100, until capture ran out of memory),
     even while the finished models live on. The first pack reserves the compiled step and its pools
-    once; the next three may add a little (the kept models, allocator segments): on an H200, 2,057
-    MB after pack 1 and +373 MB over packs 2-4 (session 14). `fixed=False` undoes the fix (no
-    release, no return of the pools) and must fail the same bound, or the bound proves nothing."""
+    once and the second may add allocator segments; from then on a pack that keeps its pools adds
+    about a tenth of pack 1's reservation (`fixed=False`, H100, session 15: 3,370, 3,731, 4,077,
+    4,431 MB after packs 1-4), a pack that returns them little (H200, session 14: 2,057, 2,319,
+    2,322, 2,431 MB). So packs 3-6 may add at most a quarter of pack 1's reservation: the fixed
+    code stays near half that, the unfixed passes it, and `fixed=False` must fail the bound, or
+    the bound proves nothing. Run with -s to see the reservations."""
     if not fixed:
         import ffr_lib.training.packing as packing
         from ffr_lib.training.loop import StageTrainer
@@ -198,7 +201,7 @@ def test_the_graph_pools_of_finished_packs_go_back_to_the_allocator(fixed, monke
         monkeypatch.setattr(StageTrainer, "release", lambda self: None)
     data = compose(replace(TINY, mode="none"))
     kept, reserved = [], []
-    for _ in range(4):
+    for _ in range(6):
         models = [_model(s, "cuda") for s in range(4)]
         members = [PackMember(data.stages[-1], data.val, "erm", 1e-3, s) for s in range(4)]
         train_packed(models, members, data.groups, epochs=2, batch_size=64)
@@ -206,5 +209,5 @@ def test_the_graph_pools_of_finished_packs_go_back_to_the_allocator(fixed, monke
         torch.cuda.synchronize()
         reserved.append(torch.cuda.memory_reserved())
     torch.cuda.empty_cache()
-    # three more packs that each kept their pools would add about 3x the first's pools
-    assert (reserved[-1] - reserved[0] <= 0.5 * reserved[0]) == fixed, reserved
+    print(f"fixed={fixed}: reserved after packs 1-6 (MB):", [round(r / 2**20) for r in reserved])
+    assert (reserved[-1] - reserved[1] <= 0.25 * reserved[0]) == fixed, reserved
