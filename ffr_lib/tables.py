@@ -183,13 +183,16 @@ def load_results(
     """The selected runs of `profile` from `<results>/<profile>`. With `run_missing`, the
     profile's sweep runs first (it skips stored hashes, so it is instant when the records are
     committed), on this CPU in `workers` processes of `threads` threads; records another store
-    already holds (SHARES) are copied, not re-trained."""
+    already holds (SHARES) are read from it, and copied only for a sweep (which skips what its
+    own folder holds), so that loading leaves no loose copies for git to show."""
     configs = get_profile(profile).configs()
     folder = Path(results) / profile
     store = ResultStore(folder)
     nodes = closure(configs)
-    for other in SHARES.get(profile, ()):
-        import_records(ResultStore(Path(results) / other), store, list(nodes))
+    shared = [ResultStore(Path(results) / other) for other in SHARES.get(profile, ())]
+    if run_missing:
+        for source in shared:
+            import_records(source, store, list(nodes))
     if run_missing and unrecorded(configs, store, nodes):
         from .sweeps.sweep import run_sweep
 
@@ -198,8 +201,9 @@ def load_results(
         if summary["errors"]:
             raise RuntimeError(f"sweep {profile}: {len(summary['errors'])} run(s) raised; first:\n"
                                f"{summary['errors'][0]['error']}")
-    records = [store.get(h) for h in sorted(nodes) if store.has(h)]
-    lacking = unrecorded(configs, store, nodes)
+    stores = [store, *shared]
+    records = [next(s.get(h) for s in stores if s.has(h)) for h in sorted(nodes) if any(s.has(h) for s in stores)]
+    lacking = staged_needs(configs, stores, nodes)[1]
     missing = tuple(label for c, label in zip(lacking, labels(lacking)))
     frame = prepare(records_frame(records))
     selected = prepare(select(frame.drop(columns="config"), rule)) if len(frame) else frame

@@ -16,6 +16,7 @@ import pytest
 
 from ffr_lib.paper_numbers import iclr_table1_wide, load_numbers, paper_table
 from ffr_lib.results import ResultStore, records_frame
+from ffr_lib.sweeps.plan import closure
 from ffr_lib.sweeps.profiles import SD_LIKE, TINY_WORLD, get_profile
 from ffr_lib.sweeps.selection import select
 from ffr_lib.tables import (
@@ -30,6 +31,7 @@ from ffr_lib.tables import (
     paired,
     percent,
     prepare,
+    shared_runs,
     summarise,
 )
 from ffr_lib.training.config import RunConfig
@@ -117,6 +119,19 @@ def test_load_results_lists_missing_runs_and_imports_shared(tmp_path):
     other = ResultStore(tmp_path / "copy")
     assert import_records(store, other, [configs[0].hash, "000000000000"]) == 1
     assert other.get(configs[0].hash) == store.get(configs[0].hash)
+
+
+def test_loading_a_store_reads_a_shared_stores_records_without_copying_them(tmp_path):
+    """quick-ablations shares quick's runs (SHARES): loading shows them but writes no loose copy
+    (a fresh clone's `ffr figures` left 167 untracked files in results/paper-labelfree/runs)."""
+    configs = get_profile("quick-ablations").configs()
+    base = [c for c in closure(configs).values() if c.hash in shared_runs("quick-ablations")]
+    assert base
+    quick = ResultStore(tmp_path / "quick")
+    quick.write(record(base[0], 0.5))
+    res = load_results("quick-ablations", tmp_path)
+    assert base[0].hash in set(res.runs["hash"])
+    assert not (tmp_path / "quick-ablations" / "runs").exists() or not ResultStore(tmp_path / "quick-ablations").loose()
 
 
 def test_arm_rows_where_filters(selected):
