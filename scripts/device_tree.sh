@@ -5,11 +5,11 @@
 # GPU call reads leave the working tree through git's sparse checkout, so git status stays clean
 # and no commit can delete them, and come back after:
 #   bash scripts/device_tree.sh slim [PATH ...]   # before the calls: figures/, the world's diffusion models,
-#                                          # notebook 05's CPU checkpoints, and PATHs (e.g. the composite models for sweeps)
+#                                          # notebook 05's checkpoints (CPU and paper), and PATHs (e.g. the composite models for sweeps)
 #   bash scripts/device_tree.sh full     # after them
 #   bash scripts/device_tree.sh size     # what a call would send now, in MB (with .whl/, if there)
 set -eu
-away=(figures models/diffusion-binary models/diffusion-animals results/quick/checkpoints)
+away=(figures models/diffusion-binary models/diffusion-animals results/quick/checkpoints results/paper/checkpoints)
 mb() { awk '{s += $1} END {printf "%.1f", s / 1e6}'; }
 case "${1:-}" in
     slim)

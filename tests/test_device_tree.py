@@ -16,7 +16,7 @@ def test_slim_takes_the_folders_out_and_full_puts_them_back(tmp_path):
     repo = tmp_path / "repo"
     files = {"figures/a.png": 3_000_000, "models/diffusion-binary/m.safetensors": 2_000_000,
              "models/diffusion-composite-binary/m.safetensors": 1_000_000, "results/quick/checkpoints/x.pt": 500_000,
-             "results/paper/packs/p.jsonl.gz": 100_000, "scripts/device_tree.sh": 0}
+             "results/paper/checkpoints/y.pt": 400_000, "results/paper/packs/p.jsonl.gz": 100_000, "scripts/device_tree.sh": 0}
     for name, size in files.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_bytes(b"x" * size)
@@ -28,7 +28,7 @@ def test_slim_takes_the_folders_out_and_full_puts_them_back(tmp_path):
     def run(step: str) -> subprocess.CompletedProcess:
         return subprocess.run(["bash", "scripts/device_tree.sh", step], cwd=repo, capture_output=True, text=True)
 
-    assert run("size").stdout.startswith("tree 6.6 MB, .whl 0.0 MB")
+    assert run("size").stdout.startswith("tree 7.0 MB, .whl 0.0 MB")
     assert run("slim").returncode == 0
     present = sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts)
     assert present == ["models/diffusion-composite-binary/m.safetensors", "results/paper/packs/p.jsonl.gz",

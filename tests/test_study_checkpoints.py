@@ -82,3 +82,20 @@ def test_a_notebook_without_a_study_field_is_named(tmp_path, field):
         nb.write_text(json.dumps(text))
     with pytest.raises(ValueError, match=field):
         default_study(nb)
+
+
+def test_the_committed_default_view_has_every_checkpoint_it_shows_within_20_mb():
+    """A clone shows notebook 05's paper-scale models, no fallback: every model the default
+    parameters select from the committed `paper` records has its checkpoint committed, and the
+    committed paper checkpoints stay within issue #21's 20 MB."""
+    from ffr_lib.study_checkpoints import study_hashes
+
+    study, fingerprint, fidelity = default_study()
+    hashes = study_hashes(ROOT / "results" / "paper", study, fingerprint, fidelity)
+    assert len(hashes) == 4 * len(study["seeds"])
+    tracked = subprocess.run(["git", "ls-files", "results/paper/checkpoints"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    assert sorted(tracked) == sorted(f"results/paper/checkpoints/{h}.pt" for h in hashes.values())
+    assert sum((ROOT / name).stat().st_size for name in tracked) <= 20_000_000
