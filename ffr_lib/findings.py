@@ -166,7 +166,7 @@ def render(claims: pd.DataFrame, usb_table: pd.DataFrame | None = None, usb_sour
         *([busy, ""] if (busy := in_progress_line(stores or {})) else []),
         findings_table(claims),
         "",
-        f"Quick-scale stores ({', '.join(f'`{s}`' for s in dict.fromkeys(quick['store']))}; seeds per cell: "
+        f"Stores short of the evidence protocol's scale or seeds ({', '.join(f'`{s}`' for s in dict.fromkeys(quick['store']))}; seeds per cell: "
         f"{', '.join(map(str, seeds))}) add {len(quick)} comparisons ({quick_text}): pipeline checks, not evidence; "
         "`figures/claims.csv` lists them.",
         "",

@@ -41,9 +41,11 @@ def notebook_meta(notebook: str, profile: str) -> dict:
 
 
 def probe_tables(figures: str | Path = REPO_FIGURES) -> dict[str, Path]:
-    """The saliency study's real-vs-synthetic probe tables (claim 5) that exist: store label -> CSV."""
+    """The saliency study's real-vs-synthetic probe tables (claim 5) that exist: store label -> CSV.
+    Notebook 05's default view (the paper grid's models, 2 seeds) writes the first, its `paper`
+    notebook profile (3 seeds) the second."""
     figures = Path(figures)
-    found = {"saliency": figures / "saliency_source_probe.csv",
+    found = {"saliency (default view)": figures / "saliency_source_probe.csv",
              "saliency (paper)": figures / "paper" / "saliency_source_probe.csv"}
     return {label: path for label, path in found.items() if path.is_file()}
 
