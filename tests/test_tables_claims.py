@@ -123,7 +123,7 @@ def test_load_results_lists_missing_runs_and_imports_shared(tmp_path):
 
 def test_loading_a_store_reads_a_shared_stores_records_without_copying_them(tmp_path):
     """quick-ablations shares quick's runs (SHARES): loading shows them but writes no loose copy
-    (a fresh clone's `ffr figures` left 167 untracked files in results/paper-labelfree/runs)."""
+    (`ffr figures` had left 167 untracked copies in results/paper-labelfree/runs)."""
     configs = get_profile("quick-ablations").configs()
     base = [c for c in closure(configs).values() if c.hash in shared_runs("quick-ablations")]
     assert base
