@@ -183,6 +183,25 @@ def test_source_separation_probes_the_synthetic_modes(study):
     assert "probe accuracy" in fig.axes[0].get_title()
 
 
+def test_one_forward_pass_per_model_and_set_serves_the_table_and_the_probe(study, monkeypatch):
+    """The accuracy table and the probe read the same penultimate features; each (model, test set)
+    is passed through its model once (notebook 05's paper-scale default view took 40 s more)."""
+    import ffr_lib.analysis.saliency_study as S
+
+    _, _, _, models = study
+    models = replace(models, features={})
+    calls = []
+    real_fn = S.penultimate_features
+    monkeypatch.setattr(S, "penultimate_features", lambda m, x, fn: calls.append(x) or real_fn(m, x, fn))
+    sets = {0: real_and_synthetic_test(replace(BASE, seed=0))}
+    accuracy_table(models, sets)
+    source_separation(models, sets, tsne_per_source=12, progress=False)
+    assert len(calls) == 2 * len(MODES)  # real and synthetic, once each, for every mode
+    fresh = {0: tuple(replace(d, images=d.images.clone()) for d in sets[0])}  # other tensors: computed again
+    source_separation(models, fresh, tsne_per_source=12, progress=False)
+    assert len(calls) == 2 * len(MODES) + 2 * 3
+
+
 def test_models_trained_by_two_processes_are_the_models_of_one(study, tmp_path):
     """final_models with workers=2 trains the missing runs in two processes first: the same
     weights as one process, reported as trained (not as loaded)."""

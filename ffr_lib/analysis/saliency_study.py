@@ -13,7 +13,7 @@ Keys of the dicts below are (mode, seed).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +22,12 @@ import torch
 from tqdm.auto import tqdm
 
 from ..data.grouped import REAL, SOURCE_NAMES, SYNTHETIC, DatasetSplits, GroupedImages
+from ..metrics import evaluate_predictions
 from ..results import ResultStore, aggregate, records_frame
 from ..sweeps.selection import SELECTIONS
 from ..sweeps.sweep import run_sweep
 from ..training.config import MODE_NAMES, TUNED, RunConfig
-from ..training.loop import evaluate, logits_of
+from ..training.loop import logits_of
 from ..training.models import Classifier
 from ..training.modes import SYNTHETIC_TEST_START, data_root, dataset_splits, support, synthetic_set
 from ..training.runner import Runner, determinism
@@ -89,6 +90,19 @@ class StudyModels:
     records: dict[Key, dict]
     trained: tuple[str, ...]  # hashes trained by this call (dependencies included)
     loaded: tuple[str, ...]  # hashes whose checkpoints were loaded
+    # penultimate features of whole test sets, by (mode, seed, set name): (images, (N, D) features);
+    # one forward pass serves the accuracy table and the probe (`set_features`)
+    features: dict[tuple[str, int, str], tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+def set_features(study: StudyModels, key: Key, name: str, data: GroupedImages) -> torch.Tensor:
+    """float32 (N, D) penultimate features of `data` under the model of `key`, computed once per
+    study and set (a cached entry counts only for the very same image tensor)."""
+    cached = study.features.get((*key, name))
+    if cached is None or cached[0] is not data.images:
+        cached = (data.images, penultimate_features(study.models[key], data.images, _features))
+        study.features[(*key, name)] = cached
+    return cached[1]
 
 
 def final_models(
@@ -200,7 +214,9 @@ def accuracy_table(
         real, synth = sets[seed]
         groups = [tuple(map(int, g)) for g in np.argwhere(real.count_array() > 0)]
         for name, data in (("real", real), ("synthetic", synth)):
-            m = evaluate(model, data, groups, set_name=f"{name} test set")
+            with torch.no_grad():  # the head on the cached features: the forward pass the probe reads too
+                logits = model.head(set_features(study, (mode, seed), name, data).to(model.head.weight.device))
+            m = evaluate_predictions(logits.argmax(1).cpu(), data.y, data.b, groups, set_name=f"{name} test set")
             rows.append({"mode": mode, "seed": seed, "test": name, "wa": m["wa"], "ba": m["ba"], **m["groups"]})
     return pd.DataFrame(rows)
 
@@ -320,9 +336,8 @@ def source_separation(
     rows, panels = [], {}
     for mode, seed in tqdm(keys, desc="embeddings", disable=not progress):
         real, synth = sets[seed]
-        model = study.models[(mode, seed)]
-        f_real = penultimate_features(model, real.images, _features)
-        f_synth = penultimate_features(model, synth.images, _features)
+        f_real = set_features(study, (mode, seed), "real", real)
+        f_synth = set_features(study, (mode, seed), "synthetic", synth)
         rows.append({"mode": mode, "seed": seed, "probe": source_probe(f_real, f_synth, seed=seed),
                      "per_source": min(len(real), len(synth))})
         if seed in tsne_seeds:
