@@ -77,8 +77,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--layout", default="binary", choices=["binary", "animals"], help="world layout")
     p.add_argument("--size", type=int, help="image side in px (world: 32 or 64, default 32; composite: default 64)")
     p.add_argument("--world-seed", type=int, default=0, help="world seed (the web corpus)")
-    p.add_argument("--web-per-class", type=int, default=WorldConfig.web_per_class, help="web corpus images per class")
-    p.add_argument("--web-majority", type=float, default=WorldConfig.web_majority, help="majority share per class")
+    p.add_argument("--web-per-class", type=int,
+                   help="web corpus images per class (default: the benchmark's own; world 2,000, composite 10,000)")
+    p.add_argument("--web-majority", type=float, help="majority share per class (default: the benchmark's own, 0.7)")
     p.add_argument("--channels", type=int, nargs="+", default=list(DiffusionConfig.block_out_channels),
                    help="UNet channels per level (attention at the last level)")
     p.add_argument("--layers-per-block", type=int, default=DiffusionConfig.layers_per_block)
@@ -112,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     kind = CompositeConfig if args.benchmark == "composite" else WorldConfig
     world = kind(layout=args.layout, size=args.size or kind.size, seed=args.world_seed,
-                 web_per_class=args.web_per_class, web_majority=args.web_majority)
+                 web_per_class=args.web_per_class or kind.web_per_class,
+                 web_majority=kind.web_majority if args.web_majority is None else args.web_majority)
     levels = len(args.channels)
     config = DiffusionConfig(block_out_channels=tuple(args.channels), layers_per_block=args.layers_per_block,
                              attention_levels=(False,) * (levels - 1) + (True,), p_uncond_bias=args.p_uncond_bias,
