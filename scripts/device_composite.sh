@@ -4,6 +4,7 @@
 # diffusion` here, then `carry: [".whl"]`); FFR_COMMIT names the commit, as for device_slice.sh.
 #
 #   FFR_COMMIT=<commit> bash scripts/device_composite.sh train    # both layouts at once, 6 min each
+#   FFR_COMMIT=<commit> bash scripts/device_composite.sh more     # 6 min more, from the committed checkpoints
 #   FFR_COMMIT=<commit> bash scripts/device_composite.sh checks   # detector, transfer, lean (models committed)
 #   FFR_COMMIT=<commit> bash scripts/device_composite.sh sets     # the composite profile's synthetic sets
 #
@@ -18,7 +19,7 @@
 set -u
 : "${FFR_COMMIT:?set FFR_COMMIT to the commit being run}"
 : "${OUT:?run this on the device machine, where \$OUT is the output folder}"
-if [ $# -ne 1 ] || { [ "$1" != train ] && [ "$1" != checks ] && [ "$1" != sets ]; }; then sed -n 6,8p "$0"; exit 2; fi
+if [ $# -ne 1 ] || { [ "$1" != train ] && [ "$1" != more ] && [ "$1" != checks ] && [ "$1" != sets ]; }; then sed -n 6,9p "$0"; exit 2; fi
 export FFR_COMMIT PYTHONUNBUFFERED=1
 source "$(dirname "$0")/device_env.sh"  # PYTHONPATH: the repository root, then the carried wheels
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/gpu.txt" 2>&1
@@ -27,10 +28,12 @@ python3 -c "from ffr_lib.data.composite import CompositeConfig, load_composite; 
     || { echo "composite data does not load on this machine" >&2; exit 1; }
 layouts=(binary animals)
 work=${TMPDIR:-/tmp}/models  # the new checkpoints, outside the tree until they come back
-if [ "$1" = train ]; then
+if [ "$1" = train ] || [ "$1" = more ]; then
     for L in "${layouts[@]}"; do
+        more=()  # more: from the committed weights, on the web corpus they were trained on
+        [ "$1" = more ] && more=(--init "models/diffusion-composite-$L")
         python3 scripts/train_diffusion.py --benchmark composite --layout "$L" --steps 20000 --batch 256 --lr 3e-4 \
-            --warmup 200 --channels 32 64 64 96 --max-minutes 6 --eval-per-group 32 \
+            --warmup 200 --channels 32 64 64 96 --max-minutes 6 --eval-per-group 32 "${more[@]}" \
             --out "$work/diffusion-composite-$L" --device cuda > "$OUT/train-composite-$L.txt" 2>&1 &
     done
     wait

@@ -78,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="image side in px (world: 32 or 64, default 32; composite: default 64)")
     p.add_argument("--world-seed", type=int, default=0, help="world seed (the web corpus)")
     p.add_argument("--web-per-class", type=int,
-                   help="web corpus images per class (default: the benchmark's own; world 2,000, composite 10,000)")
+                   help="web corpus images per class (default: --init's, else the benchmark's own: world 2,000, composite 10,000)")
     p.add_argument("--web-majority", type=float, help="majority share per class (default: the benchmark's own, 0.7)")
     p.add_argument("--channels", type=int, nargs="+", default=list(DiffusionConfig.block_out_channels),
                    help="UNet channels per level (attention at the last level)")
@@ -105,16 +105,36 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def web_of_init(init: str | None) -> int | None:
+    """The web corpus size a checkpoint folder was trained on: a continued run keeps its corpus."""
+    if init is None:
+        return None
+    import json
+
+    path = Path(init) / "config.json"
+    try:
+        return int(json.loads(path.read_text())["world"]["web_per_class"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"train_diffusion: --init {init}: no world.web_per_class in {path} ({type(exc).__name__})", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def world_of(args: argparse.Namespace) -> WorldConfig | CompositeConfig:
+    """The benchmark whose web corpus trains the model; web corpus size and lean default to the
+    benchmark's own (a continued run: to its checkpoint's)."""
+    kind = CompositeConfig if args.benchmark == "composite" else WorldConfig
+    web = args.web_per_class or web_of_init(args.init) or kind.web_per_class
+    return kind(layout=args.layout, size=args.size or kind.size, seed=args.world_seed, web_per_class=web,
+                web_majority=kind.web_majority if args.web_majority is None else args.web_majority)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    kind = CompositeConfig if args.benchmark == "composite" else WorldConfig
-    world = kind(layout=args.layout, size=args.size or kind.size, seed=args.world_seed,
-                 web_per_class=args.web_per_class or kind.web_per_class,
-                 web_majority=kind.web_majority if args.web_majority is None else args.web_majority)
+    world = world_of(args)
     levels = len(args.channels)
     config = DiffusionConfig(block_out_channels=tuple(args.channels), layers_per_block=args.layers_per_block,
                              attention_levels=(False,) * (levels - 1) + (True,), p_uncond_bias=args.p_uncond_bias,

@@ -51,6 +51,17 @@ def test_train_runs_both_layouts_and_sends_back_each_checkpoint_folder(tmp_path)
     assert (tmp_path / "out" / "gpu.txt").read_text().startswith("NVIDIA H100")
 
 
+def test_more_continues_each_layout_from_its_committed_checkpoint(tmp_path):
+    proc, calls = _run(tmp_path, "more")
+    assert proc.returncode == 0, proc.stderr
+    trains = sorted(c for c in calls if "train_diffusion.py" in c)
+    assert [t.split("--init ")[1].split()[0] for t in trains] == ["models/diffusion-composite-animals",
+                                                                  "models/diffusion-composite-binary"]
+    (tmp_path / "fresh").mkdir()
+    _, calls = _run(tmp_path / "fresh", "train")
+    assert not any("--init" in c for c in calls if "train_diffusion.py" in c)
+
+
 def test_checks_leave_the_weights_out_and_a_wrong_step_is_refused(tmp_path):
     for layout in ("binary", "animals"):
         folder = tmp_path / "work" / "models" / f"diffusion-composite-{layout}"

@@ -243,3 +243,34 @@ def test_sampler_with_the_exact_noise_predictor_of_a_one_image_world_returns_tha
     out = model.sample(np.array([0, 1]), np.array([1, 0]), seed=0, steps=5, batch=2)
     want = ((target + 1) * 127.5).round().to(torch.uint8)
     assert torch.equal(out.images[0], want) and torch.equal(out.images[1], want)
+
+
+def _training_script():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_diffusion.py"
+    spec = importlib.util.spec_from_file_location("train_diffusion", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_web_corpus_defaults_follow_the_benchmark_and_a_continued_run_keeps_its_own(tmp_path, capsys):
+    """Session 16's composite generators were trained on the world's 2,000 web images a class (the
+    default was the world's for both benchmarks); a run continued with --init keeps its corpus."""
+    script = _training_script()
+
+    def world(*argv):
+        return script.world_of(script.parser().parse_args([*argv, "--out", "x"]))
+
+    assert world("--benchmark", "composite").web_per_class == 10_000
+    assert world("--benchmark", "shapes").web_per_class == 2_000
+    assert world("--benchmark", "composite", "--web-per-class", "30").web_per_class == 30
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"world": {"web_per_class": 2000}}))
+    assert world("--benchmark", "composite", "--init", str(tmp_path / "m")).web_per_class == 2_000
+    assert world("--benchmark", "composite", "--init", str(tmp_path / "m"), "--web-per-class", "5").web_per_class == 5
+    (tmp_path / "m" / "config.json").write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        world("--benchmark", "composite", "--init", str(tmp_path / "m"))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (f"train_diffusion: --init {tmp_path / 'm'}: no world.web_per_class in "
+                                       f"{tmp_path / 'm' / 'config.json'} (KeyError)\n")
