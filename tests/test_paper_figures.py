@@ -65,10 +65,37 @@ def test_sidecars_name_profile_hashes_and_seeds():
 
 def test_generation_tables_are_reproduced(tmp_path):
     meta = notebook_meta("02", "quick")
-    for name in ("generation_prompts", "generation_recipes", "generation_corruptions", "generation_detector"):
+    for name in ("generation_prompts", "generation_recipes", "generation_corruptions", "generation_detector",
+                 "generation_composite"):
         for art in build(name, tmp_path, meta):
             csv = tmp_path / f"{art.name}.csv"
             assert csv.read_bytes() == (FIGURES / csv.name).read_bytes(), name
+
+
+def test_composite_generator_rows_by_hand(tmp_path):
+    """Each measured table is a row; a learned generator is labelled by its checkpoint's steps and
+    each row by the scale its check ran at (the sidecar); an empty folder is an empty table."""
+    import json
+
+    from ffr_lib.paper_figures.generation import composite_generator_table
+
+    figures, models = tmp_path / "figures", tmp_path / "models"
+    (models / "diffusion-composite-binary").mkdir(parents=True)
+    figures.mkdir()
+    (models / "diffusion-composite-binary" / "config.json").write_text(
+        json.dumps({"meta": {"steps_done": 3500, "train": {"init": "models/diffusion-composite-binary"}}}))
+    head = "layout,generator,fingerprint,fidelity,detector_acc,transfer_wa,transfer_ba,lean,web_majority,seconds\n"
+    (figures / "composite_generator_diffusion_binary.csv").write_text(
+        head + "binary,models/diffusion-composite-binary,,,0.9985,0.6,0.75,0.72,0.7,65\n")
+    (figures / "composite_generator_procedural_binary.csv").write_text(head + "binary,procedural,0.3,0.75,1,0.9,0.96,0.69,0.7,5\n")
+    (figures / "composite_generator_procedural_binary.json").write_text(
+        json.dumps({"check": {"device": "cpu", "width": 16, "epochs": 10, "per_group": 1250}}))
+    table = composite_generator_table(figures, models)
+    assert table["generator"].tolist() == ["learned diffusion (3,500 steps more)",
+                                           "procedural stand-in (fingerprint 0.3, fidelity 0.75)"]
+    assert table["check"].tolist() == ["", "cpu: width 16, 10 epochs, 1,250 a group"]
+    assert table["transfer_wa"].tolist() == [0.6, 0.9] and table["lean"].tolist() == [0.72, 0.69]
+    assert composite_generator_table(tmp_path / "none", models).empty
 
 
 def test_a_missing_record_is_named(tmp_path):

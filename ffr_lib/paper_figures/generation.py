@@ -190,5 +190,65 @@ def detector(out: str | Path, meta: Mapping, figures: str | Path = REPO_FIGURES)
                 {**meta, "measured_in": sorted(set(table["source"])) if len(table) else []})
 
 
+COMPOSITE_MEASURES = (("detector_acc", "detector accuracy"), ("transfer_wa", "transfer: real-test WA"),
+                      ("transfer_ba", "transfer: real-test BA"), ("lean", "class-only lean"))
+
+
+def composite_generator_table(figures: str | Path = REPO_FIGURES, models: str | Path = MODELS) -> pd.DataFrame:
+    """The composite benchmark's generators, one row per (layout, generator), from the measured
+    tables figures/composite_generator_*.csv (scripts/composite_checks.py): detector accuracy,
+    synthetic-only transfer, class-only lean. A learned generator's row names the steps of its
+    checkpoint's last training run (config.json; "more" when that run continued an earlier one)."""
+    import json
+
+    rows = []
+    for path in sorted(Path(figures).glob("composite_generator_*.csv")):
+        sidecar = path.with_suffix(".json")
+        check = json.loads(sidecar.read_text()).get("check", {}) if sidecar.is_file() else {}
+        scale = (f"{check['device']}: width {check['width']}, {check['epochs']} epochs, {check['per_group']:,} a group"
+                 if {"device", "width", "epochs", "per_group"} <= set(check) else "")
+        for r in pd.read_csv(path).to_dict("records"):
+            name = str(r["generator"])
+            if name == "procedural":
+                label = f"procedural stand-in (fingerprint {r['fingerprint']:g}, fidelity {r['fidelity']:g})"
+            else:
+                config = Path(models) / Path(name).name / "config.json"
+                trained = json.loads(config.read_text())["meta"] if config.is_file() else {}
+                steps = trained.get("steps_done")
+                label = "learned diffusion" + (f" ({steps:,} steps{' more' if trained['train'].get('init') else ''})"
+                                               if steps else "")
+            rows.append({"layout": r["layout"], "generator": label, **{k: r[k] for k, _ in COMPOSITE_MEASURES},
+                         "web_majority": r["web_majority"], "check": scale, "source": path.name})
+    return pd.DataFrame(rows, columns=["layout", "generator", *(k for k, _ in COMPOSITE_MEASURES), "web_majority",
+                                       "check", "source"])
+
+
+@BUILDERS.register("generation_composite")
+def composite_generators(out: str | Path, meta: Mapping, figures: str | Path = REPO_FIGURES,
+                         models: str | Path = MODELS) -> Artifact:
+    """Grouped bars per (layout, generator): detector accuracy (chance 0.5), transfer WA and BA,
+    and the class-only lean beside the web corpus's (0.7)."""
+    table = composite_generator_table(figures, models)
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    width = 0.8 / max(len(table), 1)
+    x = np.arange(len(COMPOSITE_MEASURES))
+    for i, r in enumerate(table.itertuples()):
+        values = [getattr(r, k) for k, _ in COMPOSITE_MEASURES]
+        bars = ax.bar(x + (i - (len(table) - 1) / 2) * width, values, width, label=f"composite-{r.layout}: {r.generator}")
+        ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.axhline(0.5, color="grey", ls=":", lw=1, label="detector chance (0.5)")
+    if len(table):
+        ax.axhline(float(table["web_majority"].iloc[0]), color="black", ls="--", lw=1,
+                   label=f"web corpus lean ({table['web_majority'].iloc[0]:g})")
+    ax.set_xticks(x, [t for _, t in COMPOSITE_MEASURES], fontsize=10)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("share", fontsize=10)
+    ax.set_title("composite benchmark: how detectable each generator is and how well it transfers", fontsize=11)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+    fig.tight_layout()
+    return save(Artifact("generation_composite", table, None, fig), out,
+                {**meta, "measured_in": sorted(set(table["source"]))})
+
+
 NOTEBOOK_02 = ("generation_prompts", "generation_recipes", "generation_samples", "generation_corruptions",
-               "generation_detector")
+               "generation_detector", "generation_composite")
