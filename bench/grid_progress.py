@@ -212,8 +212,9 @@ def main() -> None:
         # the stores nearest completion first: a complete store is judged
         rest = {p: sum(r["minutes"] for r in left if r["profile"] == p) for p in args.profiles}
         grouped = calls(sorted(left, key=lambda r: rest[r["profile"]]))
-        print(f"\nas {len(grouped)} GPU calls (send each while the machine is warm; then "
-              "`bash scripts/import_call.sh <files_at>`):")
+        print(f"\nas {len(grouped)} GPU calls (from the slim tree: `bash scripts/device_tree.sh slim` first, since "
+              "the full one is over a call's 64 MiB, and `full` after; send each while the machine is warm; "
+              "then `bash scripts/import_call.sh <files_at>`):")
         for i, group in enumerate(grouped, 1):
             print(f"{i:>3}. {call_command(group, args.commit)}")
         return
