@@ -203,6 +203,12 @@ def test_training_script_runs_on_cpu(tmp_path):
 
     with Image.open(tmp_path / "m" / "samples.png") as grid:  # 8 groups x (real, sampled) + 4 class-only rows
         assert grid.size == (8 * 34, (8 * 2 + 4) * 34)
+    # continued (--init): the checkpoint's web corpus, its steps counted before this run's
+    argv = ["--layout", "animals", "--steps", "1", "--batch", "4", "--init", str(tmp_path / "m"), "--channels", "16",
+            "32", "--out", str(tmp_path / "m2"), "--threads", "1", "--eval-per-group", "0"]
+    assert script.main(argv) == 0
+    more = ConditionalDiffusion.load(tmp_path / "m2")
+    assert more.world.web_per_class == 20 and more.meta["steps_before"] == 2 and more.meta["steps_done"] == 1
 
 
 def test_mixed_requests_equal_their_separate_parts(trained):

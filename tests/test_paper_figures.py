@@ -83,7 +83,7 @@ def test_composite_generator_rows_by_hand(tmp_path):
     (models / "diffusion-composite-binary").mkdir(parents=True)
     figures.mkdir()
     (models / "diffusion-composite-binary" / "config.json").write_text(
-        json.dumps({"meta": {"steps_done": 3500, "train": {"init": "models/diffusion-composite-binary"}}}))
+        json.dumps({"meta": {"steps_done": 3500, "steps_before": 3400, "train": {"init": "models/diffusion-composite-binary"}}}))
     head = "layout,generator,fingerprint,fidelity,detector_acc,transfer_wa,transfer_ba,lean,web_majority,seconds\n"
     (figures / "composite_generator_diffusion_binary.csv").write_text(
         head + "binary,models/diffusion-composite-binary,,,0.9985,0.6,0.75,0.72,0.7,65\n")
@@ -91,7 +91,7 @@ def test_composite_generator_rows_by_hand(tmp_path):
     (figures / "composite_generator_procedural_binary.json").write_text(
         json.dumps({"check": {"device": "cpu", "width": 16, "epochs": 10, "per_group": 1250}}))
     table = composite_generator_table(figures, models)
-    assert table["generator"].tolist() == ["learned diffusion (3,500 steps more)",
+    assert table["generator"].tolist() == ["learned diffusion (6,900 steps)",
                                            "procedural stand-in (fingerprint 0.3, fidelity 0.75)"]
     assert table["check"].tolist() == ["", "cpu: width 16, 10 epochs, 1,250 a group"]
     assert table["transfer_wa"].tolist() == [0.6, 0.9] and table["lean"].tolist() == [0.72, 0.69]

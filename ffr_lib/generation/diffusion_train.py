@@ -74,8 +74,11 @@ def train(
     images, y, b = web.images.to(dev), web.y.to(dev), web.b.to(dev)
     t_render = time.perf_counter() - t_render
     model = ConditionalDiffusion(world, config).to(dev)
+    steps_before = 0
     if run.init is not None:  # continue: the earlier run's (EMA) weights, a fresh optimiser
-        model.unet.load_state_dict(ConditionalDiffusion.load(run.init, dev).unet.state_dict())
+        earlier = ConditionalDiffusion.load(run.init, dev)
+        model.unet.load_state_dict(earlier.unet.state_dict())
+        steps_before = int(earlier.meta.get("steps_before", 0)) + int(earlier.meta.get("steps_done", 0))
     ema = copy.deepcopy(model.unet).requires_grad_(False)
     params = [p for p in model.unet.parameters() if p.requires_grad]
     ema_params = list(ema.parameters())
@@ -91,6 +94,7 @@ def train(
     n_params = sum(p.numel() for p in params)
     hyper = {
         "train": asdict(run),
+        "steps_before": steps_before,  # optimiser steps of the runs this one continues (--init)
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
         "n_params": n_params,

@@ -197,8 +197,8 @@ COMPOSITE_MEASURES = (("detector_acc", "detector accuracy"), ("transfer_wa", "tr
 def composite_generator_table(figures: str | Path = REPO_FIGURES, models: str | Path = MODELS) -> pd.DataFrame:
     """The composite benchmark's generators, one row per (layout, generator), from the measured
     tables figures/composite_generator_*.csv (scripts/composite_checks.py): detector accuracy,
-    synthetic-only transfer, class-only lean. A learned generator's row names the steps of its
-    checkpoint's last training run (config.json; "more" when that run continued an earlier one)."""
+    synthetic-only transfer, class-only lean. A learned generator's row names its checkpoint's
+    training steps (config.json: its last run's and those of the runs it continued)."""
     import json
 
     rows = []
@@ -215,8 +215,7 @@ def composite_generator_table(figures: str | Path = REPO_FIGURES, models: str | 
                 config = Path(models) / Path(name).name / "config.json"
                 trained = json.loads(config.read_text())["meta"] if config.is_file() else {}
                 steps = trained.get("steps_done")
-                label = "learned diffusion" + (f" ({steps:,} steps{' more' if trained['train'].get('init') else ''})"
-                                               if steps else "")
+                label = "learned diffusion" + (f" ({trained.get('steps_before', 0) + steps:,} steps)" if steps else "")
             rows.append({"layout": r["layout"], "generator": label, **{k: r[k] for k, _ in COMPOSITE_MEASURES},
                          "web_majority": r["web_majority"], "check": scale, "source": path.name})
     return pd.DataFrame(rows, columns=["layout", "generator", *(k for k, _ in COMPOSITE_MEASURES), "web_majority",
