@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .tables import Results, arm_rows, load_results, paired_cells
+from .tables import BASE, Results, arm_rows, load_results, paired_cells
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 MIN_SEEDS = 3  # paired seeds in every cell
@@ -186,11 +186,15 @@ class ArmCache:
     """One store's selected rows sliced into arms, each spec's membership computed once (an
     arm's test hashes every selected config, and a claim list repeats arms)."""
 
-    def __init__(self, selected: pd.DataFrame) -> None:
+    def __init__(self, selected: pd.DataFrame, fixed: Mapping[str, object] | None = None) -> None:
         self.selected = selected
+        self.fixed = dict(fixed or {})  # a store's view (`claim_views`): BASE's values it replaces
         self._rows: dict = {}
 
     def rows(self, spec: Spec, where: Mapping[str, Sequence] | None = None) -> pd.DataFrame:
+        # only where the arm kept BASE's value: an arm that sets a field (a biased recipe,
+        # severity 5) is the comparison itself and stays as declared
+        spec = {**spec, **{k: v for k, v in self.fixed.items() if k in spec and spec[k] == BASE.get(k)}}
         key = tuple(sorted((k, repr(v)) for k, v in spec.items()))
         if key not in self._rows:
             self._rows[key] = arm_rows(self.selected, spec)
@@ -254,11 +258,13 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def judge(results: Results | pd.DataFrame, claims: Sequence[Claim], store: str | None = None,
-          n_boot: int = N_BOOT, seed: int = 0, keep_empty: bool = True, used: set | None = None) -> pd.DataFrame:
+          n_boot: int = N_BOOT, seed: int = 0, keep_empty: bool = True, used: set | None = None,
+          fixed: Mapping[str, object] | None = None) -> pd.DataFrame:
     """The run claims judged on one store's selected runs: one row per comparison (COLUMNS). A
     claim without paired runs for any comparison is kept as 'no runs', or left out if not
-    `keep_empty`. `used` collects the hashes of the runs read."""
-    arms = ArmCache(results.selected if isinstance(results, Results) else results)
+    `keep_empty`. `used` collects the hashes of the runs read; `fixed` replaces those of BASE's
+    values that an arm kept (a view of the store, `claim_views`)."""
+    arms = ArmCache(results.selected if isinstance(results, Results) else results, fixed)
     store = store or (results.profile if isinstance(results, Results) else "selected runs")
     rows = []
     for claim in claims:
@@ -275,6 +281,33 @@ def judge(results: Results | pd.DataFrame, claims: Sequence[Claim], store: str |
 
 # stores that exist to choose grids, not to test claims: one seed, lrs chosen to be too wide
 NOT_JUDGED = ("paper-pilot", "paper-pilot-cpu")
+
+
+# stores judged once per backbone (issue #23: the ImageNet-pretrained one and the one from scratch)
+PER_BACKBONE = ("composite", "composite-smoke")
+
+
+def claim_views(profile: str) -> list[tuple[str, dict]]:
+    """(store label, arm fields) under which a profile's store is judged. The claims' arms are
+    written on the world's base (ffr_lib.tables.BASE: the small ResNet, SD-like knobs); a
+    PER_BACKBONE store is judged once per model, "<profile> [<model>]", and each of BASE's fields
+    that the profile's runs of that model hold at one value takes that value in every arm that
+    kept BASE's (the composite profile's learned sets carry no knobs: fingerprint and fidelity 0)."""
+    if profile not in PER_BACKBONE:
+        return [(profile, {})]
+    from .sweeps.profiles import get_profile
+
+    configs = get_profile(profile).configs()
+    views = []
+    for model in sorted({c.model for c in configs}):
+        own = [c for c in configs if c.model == model]
+        fixed: dict = {"model": model}
+        for key in BASE:
+            values = {getattr(c, key) for c in own}
+            if key != "model" and len(values) == 1:
+                fixed[key] = values.pop()
+        views.append((f"{profile} [{model}]", fixed))
+    return views
 
 
 def store_profiles(results_dir: str | Path) -> list[str]:
@@ -304,7 +337,8 @@ def judge_stores(claims: Sequence[Claim], results_dir: str | Path = "results",
             continue
         res = load_results(profile, results_dir)
         used: set = set()
-        tables.append(judge(res, claims, profile, n_boot, seed, keep_empty=False, used=used))
+        for label, fixed in claim_views(profile):
+            tables.append(judge(res, claims, label, n_boot, seed, keep_empty=False, used=used, fixed=fixed))
         rows = res.selected[res.selected["hash"].isin(used)] if len(res.selected) else res.selected
         meta[profile] = {**res.meta(rows), "missing_records": len(res.missing)}
     for label, path in (probes or {}).items():

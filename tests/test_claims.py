@@ -239,3 +239,19 @@ def test_an_incomplete_store_is_not_judged_but_counted(tmp_path):
     store.write(record(configs[-1], WA[configs[-1].mode]))
     table, meta = C.judge_stores(claims, tmp_path / "results")
     assert table["store"].tolist() == ["smoke"] and "in_progress" not in meta["smoke"]
+
+
+def test_claim_views_judge_the_composite_store_per_backbone_on_its_own_knobs():
+    """The arms are written on the world's base (small ResNet, SD-like knobs); the composite
+    profile's learned sets carry no knobs, and its two backbones are judged apart."""
+    from ffr_lib.claims import claim_views
+
+    assert claim_views("paper") == [("paper", {})]
+    views = dict(claim_views("composite"))
+    assert list(views) == ["composite [efficientnet-lite0]", "composite [resnet-small]"]
+    for label, fixed in views.items():
+        assert fixed == {"model": label.split("[")[1].rstrip("]"), "corruption": 0, "recipe": "balanced",
+                         "scale": 1.0, "fingerprint": 0.0, "fidelity": 0.0}
+    # the smoke's stand-in runs at BASE's SD-like knobs (None's are normalised to 0): BASE's stand
+    smoke = dict(claim_views("composite-smoke"))["composite-smoke [resnet-small]"]
+    assert smoke == {"model": "resnet-small", "corruption": 0, "recipe": "balanced", "scale": 1.0}

@@ -23,15 +23,30 @@ def test_composite_smoke_sweep_end_to_end_and_resume(tmp_path, one_thread):
     from ffr_lib.sweeps.sweep import run_sweep
 
     configs = get_profile("composite-smoke").configs()
-    summary = run_sweep(configs, str(tmp_path), executor="inprocess", progress=False)
+    store = tmp_path / "composite-smoke"
+    summary = run_sweep(configs, str(store), executor="inprocess", progress=False)
     assert summary["failed"] == 0 and not summary["errors"] and summary["done"] == summary["pending"] == 42
-    records = ResultStore(tmp_path).records()
+    records = ResultStore(store).records()
     assert {r["config"]["model"] for r in records} == {"efficientnet-lite0", "resnet-small"}
     assert {(r["config"]["mode"], r["config"]["method"]) for r in records} >= {
         (m, k) for m in ("none", "usb", "asb", "ffr") for k in ("erm", "groupdro", "resampling", "dfr")}
     assert all(0.0 <= r["test"]["wa"] <= 1.0 for r in records if r["status"] == "ok")
-    again = run_sweep(configs, str(tmp_path), executor="inprocess", progress=False)
+    again = run_sweep(configs, str(store), executor="inprocess", progress=False)
     assert again["pending"] == 0 and again["done"] == 0
+    # the claims are judged once per backbone, each view on its own model's runs only
+    from ffr_lib.claims import claim_views, judge
+    from ffr_lib.paper_claims import CLAIMS
+    from ffr_lib.tables import load_results
+
+    res = load_results("composite-smoke", tmp_path)
+    model_of = {r["hash"]: r["config"]["model"] for r in records}
+    for label, fixed in claim_views("composite-smoke"):
+        used: set = set()
+        table = judge(res, CLAIMS, label, keep_empty=False, used=used, fixed=fixed)
+        # claims 6, 6b, 6c pair modes x methods at the smoke's one ratio; the claims whose arms set a
+        # field (recipe, corruption, prompts) or need 0.99 / 0.999 find no runs here
+        assert set(table["claim"]) == {"6", "6b", "6c"} and set(table["store"]) == {label}
+        assert (table["cells"] == 1).all() and used and {model_of[h] for h in used} == {fixed["model"]}
 
 
 def test_composite_profile_grid():
