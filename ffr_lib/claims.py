@@ -310,6 +310,19 @@ def claim_views(profile: str) -> list[tuple[str, dict]]:
     return views
 
 
+def store_view(profile: str, backbone: str = "") -> dict:
+    """The arm fields a notebook shows `profile`'s store with: `backbone`'s view of a
+    PER_BACKBONE store (`claim_views`), none for any other store."""
+    views = {fixed["model"]: fixed for _, fixed in claim_views(profile) if "model" in fixed}
+    if profile not in PER_BACKBONE:
+        if backbone:
+            raise ValueError(f"backbone: {profile} is judged on one backbone; leave backbone empty")
+        return {}
+    if backbone not in views:
+        raise ValueError(f"backbone: {profile} holds {', '.join(sorted(views))}; got {backbone!r}")
+    return views[backbone]
+
+
 def store_profiles(results_dir: str | Path) -> list[str]:
     """The sweep profiles with a store (`runs/` or `packs/`) under `results_dir`, sorted; the
     pilots (NOT_JUDGED) left out."""

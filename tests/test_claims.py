@@ -255,3 +255,15 @@ def test_claim_views_judge_the_composite_store_per_backbone_on_its_own_knobs():
     # the smoke's stand-in runs at BASE's SD-like knobs (None's are normalised to 0): BASE's stand
     smoke = dict(claim_views("composite-smoke"))["composite-smoke [resnet-small]"]
     assert smoke == {"model": "resnet-small", "corruption": 0, "recipe": "balanced", "scale": 1.0}
+
+
+def test_a_notebook_names_a_backbone_the_store_lacks():
+    from ffr_lib.claims import store_view
+
+    assert store_view("paper") == {} and store_view("composite", "resnet-small")["model"] == "resnet-small"
+    with pytest.raises(ValueError, match=r"^backbone: composite holds efficientnet-lite0, resnet-small; got 'vit'$"):
+        store_view("composite", "vit")
+    with pytest.raises(ValueError, match=r"^backbone: composite holds efficientnet-lite0, resnet-small; got ''$"):
+        store_view("composite")
+    with pytest.raises(ValueError, match=r"^backbone: paper is judged on one backbone; leave backbone empty$"):
+        store_view("paper", "resnet-small")

@@ -47,6 +47,18 @@ def test_composite_smoke_sweep_end_to_end_and_resume(tmp_path, one_thread):
         # field (recipe, corruption, prompts) or need 0.99 / 0.999 find no runs here
         assert set(table["claim"]) == {"6", "6b", "6c"} and set(table["store"]) == {label}
         assert (table["cells"] == 1).all() and used and {model_of[h] for h in used} == {fixed["model"]}
+    # notebook 04 shows one backbone at a time (parameter `backbone`): every mode x method, one run each
+    from ffr_lib.claims import store_view
+    from ffr_lib.paper_figures import build
+
+    for backbone in ("efficientnet-lite0", "resnet-small"):
+        view = store_view("composite-smoke", backbone)
+        art = build("iclr_table1", res, tmp_path / "figures", {}, ratio=0.95, view=view)[0]
+        assert len(art.table) == 16 and (art.table["n"] == 1).all()
+        shown = build("claims_04", res, tmp_path / "figures", {}, view=view)[0].table
+        assert set(shown["store"]) == {f"composite-smoke [{backbone}]"}
+        hashes = __import__("json").loads((tmp_path / "figures" / "iclr_table1.json").read_text())["hashes"]
+        assert {model_of[h] for h in hashes} == {backbone}
 
 
 def test_composite_profile_grid():

@@ -23,9 +23,14 @@ PAPER_DATASETS = ("CelebA-HQ", "UTK-Face", "SpuCo Animals")
 PAPER_COLOURS = ("#8c6d31", "#d6a756", "#f0dfb4")  # the paper's datasets' bars
 
 
-def grid_arms() -> dict[str, dict]:
-    """'<mode>/<method>' -> arm, for every mode x method."""
-    return {f"{mode}/{method}": spec for method in METHODS for mode, spec in mode_arms(method).items()}
+def grid_arms(view: Mapping | None = None) -> dict[str, dict]:
+    """'<mode>/<method>' -> arm, for every mode x method (on `view`'s backbone and knobs)."""
+    return {f"{mode}/{method}": spec for method in METHODS for mode, spec in mode_arms(method, **(view or {})).items()}
+
+
+def _shown(results: Results, view: Mapping | None) -> str:
+    """The store as titles name it: '<profile> [<model>]' under a view."""
+    return f"{results.profile} [{view['model']}]" if view and "model" in view else results.profile
 
 
 def _split(table: pd.DataFrame) -> pd.DataFrame:
@@ -34,10 +39,10 @@ def _split(table: pd.DataFrame) -> pd.DataFrame:
 
 
 @BUILDERS.register("eccv_figure3")
-def eccv_figure3(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+def eccv_figure3(results: Results, out: str | Path, meta: Mapping, view: Mapping | None = None) -> Artifact:
     """WA and BA against the bias ratio, a column per dataset, with ERM; FFR's stage 1 alone
     dashed. Beside it, the paper's 99.9 % ERM points (ICLR table 1: the figure's last ratio)."""
-    arms = mode_arms("erm", stage1=True)
+    arms = mode_arms("erm", stage1=True, **(view or {}))
     table = summarise(results, arms, by=("dataset", "ratio"))
     paper = paper_table("iclr_table1")
     paper = paper[paper["method"] == "erm"].reset_index(drop=True)
@@ -48,7 +53,7 @@ def eccv_figure3(results: Results, out: str | Path, meta: Mapping) -> Artifact:
         part = table[table["dataset"] == ds]
         for i, metric in enumerate(("test_wa", "test_ba")):
             line_panel(axes[i, j], part, "ratio", metric, list(arms), styles)
-            axes[i, j].set_title(f"ours ({results.profile}): {ds}, {metric[5:].upper()}", fontsize=10)
+            axes[i, j].set_title(f"ours ({_shown(results, view)}): {ds}, {metric[5:].upper()}", fontsize=10)
             axes[i, j].set_xlabel("bias ratio", fontsize=9)
             axes[i, j].tick_params(labelsize=9)
     axes[0, 0].legend(fontsize=9)
@@ -70,10 +75,10 @@ def eccv_figure3(results: Results, out: str | Path, meta: Mapping) -> Artifact:
 
 
 @BUILDERS.register("eccv_figure4")
-def eccv_figure4(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+def eccv_figure4(results: Results, out: str | Path, meta: Mapping, view: Mapping | None = None) -> Artifact:
     """The mode x method grid of WA and BA, averaged over datasets and ratios per seed, then
     over seeds; cells without runs say 'not run in this profile'. Beside it: the numbers the paper quotes."""
-    arms = grid_arms()
+    arms = grid_arms(view)
     table = _split(summarise(results, arms))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
     for ax, metric in zip(axes, ("test_wa", "test_ba")):
@@ -81,16 +86,17 @@ def eccv_figure4(results: Results, out: str | Path, meta: Mapping) -> Artifact:
         values = table[col] if col in table else pd.Series(np.nan, index=table.index)
         pivot = table.assign(v=values).pivot_table(index="mode", columns="method", values="v", dropna=False,
                                                    sort=False).reindex(index=list(MODES), columns=list(METHODS.values()))
-        heat_map(ax, pivot.iloc[::-1], f"ours ({results.profile}): {metric[5:].upper()}, mean over datasets and ratios")
+        heat_map(ax, pivot.iloc[::-1], f"ours ({_shown(results, view)}): {metric[5:].upper()}, mean over datasets and ratios")
     fig.tight_layout()
     art = Artifact("eccv_figure4", table, paper_table("eccv_figure4_quotes"), fig)
     return save(art, out, sidecar(results, arms, meta, paper_numbers="eccv_figure4_quotes"))
 
 
 @BUILDERS.register("iclr_table1")
-def iclr_table1(results: Results, out: str | Path, meta: Mapping, ratio: float = 0.999) -> Artifact:
+def iclr_table1(results: Results, out: str | Path, meta: Mapping, ratio: float = 0.999,
+                view: Mapping | None = None) -> Artifact:
     """Every method x mode at `ratio`, a column pair per dataset; beside it ICLR table 1 at 99.9 %."""
-    arms = grid_arms()
+    arms = grid_arms(view)
     where = {"ratio": [ratio]}
     table = _split(summarise(results, arms, by=("dataset",), where=where))
     table.insert(1, "ratio", ratio)
@@ -113,10 +119,10 @@ def wide_table1(table: pd.DataFrame) -> pd.DataFrame:
 
 
 @BUILDERS.register("claims_04")
-def claims_table_04(results: Results, out: str | Path, meta: Mapping) -> Artifact:
+def claims_table_04(results: Results, out: str | Path, meta: Mapping, view: Mapping | None = None) -> Artifact:
     """Claims 1, 6 and its neighbours 6b, 6c on this notebook's store: the claims engine's rows for it
     (figures/claims.csv holds every claim on every store)."""
-    table = judge(results, claims_of("04"))
+    table = judge(results, claims_of("04"), _shown(results, view), fixed=view)
     art = Artifact("claims_04", table)
     return save(art, out, sidecar(results, None, meta, rule=RULE))
 
