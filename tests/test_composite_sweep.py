@@ -59,6 +59,10 @@ def test_composite_smoke_sweep_end_to_end_and_resume(tmp_path, one_thread):
         assert set(shown["store"]) == {f"composite-smoke [{backbone}]"}
         hashes = __import__("json").loads((tmp_path / "figures" / "iclr_table1.json").read_text())["hashes"]
         assert {model_of[h] for h in hashes} == {backbone}
+        from ffr_lib.paper_figures.mitigation import view_selected
+
+        assert len(view_selected(res, view)) == 17 and set(view_selected(res, view)["model"]) == {backbone}
+    assert len(view_selected(res, {})) == 34
 
 
 def test_composite_profile_grid():

@@ -28,6 +28,12 @@ def grid_arms(view: Mapping | None = None) -> dict[str, dict]:
     return {f"{mode}/{method}": spec for method in METHODS for mode, spec in mode_arms(method, **(view or {})).items()}
 
 
+def view_selected(results: Results, view: Mapping | None) -> pd.DataFrame:
+    """The store's selected runs of `view`'s backbone (all of them without a view)."""
+    sel = results.selected
+    return sel[sel["model"] == view["model"]] if view and "model" in view and len(sel) else sel
+
+
 def _shown(results: Results, view: Mapping | None) -> str:
     """The store as titles name it: '<profile> [<model>]' under a view."""
     return f"{results.profile} [{view['model']}]" if view and "model" in view else results.profile
